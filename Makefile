@@ -1,0 +1,87 @@
+# nginx-gw: build the modules, run the suites, the demo and the benchmarks.
+#
+#   make                      build every module into build/ (Debian nginx-dev)
+#   make NGINX_SRC=/path      build against a full nginx source tree instead
+#   make test                 Test::Nginx suites against a private redis-server
+#   make run                  the demo gateway on 127.0.0.1:8080 (metrics :8081)
+#   make bench                side-by-side benchmark, ratios to the bare proxy
+#   make fuzz                 libFuzzer runs of the untrusted-input parsers
+#   make test-valgrind        the suite with nginx under valgrind
+#   make clean
+
+SHELL := /bin/bash
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+
+# Debian's nginx-dev ships headers and the build system, not the sources:
+# there we configure with the packaged nginx's flags and build modules only.
+DEBIAN_SRC := /usr/share/nginx/src
+NGINX_SRC ?=
+
+ifeq ($(NGINX_SRC),)
+NGX_TREE := $(BUILD)/nginx
+NGINX_BIN ?= /usr/sbin/nginx
+NGX_TARGET := modules
+else
+NGX_TREE := $(abspath $(NGINX_SRC))
+NGINX_BIN ?= $(NGX_TREE)/objs/nginx
+NGX_TARGET := build
+# extra configure flags for a full tree (the modules the suites use)
+NGX_CONFIGURE_FLAGS ?= --with-compat --with-debug --with-threads \
+    --with-http_ssl_module --with-http_auth_request_module \
+    --with-http_stub_status_module --with-http_realip_module
+endif
+
+MODULE_SRCS := $(wildcard $(TOP)/ngx_http_gw_*.c $(TOP)/ngx_http_gw_*.h)
+MODULES := $(patsubst $(TOP)/%.c,%,$(wildcard $(TOP)/ngx_http_gw_*_module.c))
+SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
+
+export NGINX_BIN BUILD
+
+.PHONY: all modules deps test test-valgrind test-asan run bench fuzz clean
+
+all: modules
+
+deps:
+	@$(TOP)/.ci/deps
+
+modules: $(SO_FILES)
+
+$(NGX_TREE)/objs/Makefile: $(TOP)/config
+	@mkdir -p $(BUILD)
+ifeq ($(NGINX_SRC),)
+	@test -f $(DEBIAN_SRC)/conf_flags || { \
+	    echo "nginx-dev is missing: run 'make deps'" >&2; exit 1; }
+	rm -rf $(NGX_TREE)
+	cp -r $(DEBIAN_SRC) $(NGX_TREE)
+	cd $(NGX_TREE) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" $(NGX_EXTRA_FLAGS) \
+	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(BUILD)/configure.log; exit 1; }
+else
+	cd $(NGX_TREE) && ./configure $(NGX_CONFIGURE_FLAGS) $(NGX_EXTRA_FLAGS) \
+	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(BUILD)/configure.log; exit 1; }
+endif
+
+$(BUILD)/.built: $(NGX_TREE)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(NGX_TREE) -f objs/Makefile $(NGX_TARGET)
+	@touch $@
+
+$(BUILD)/%.so: $(BUILD)/.built
+	cp $(NGX_TREE)/objs/$*.so $@
+
+test: deps modules
+	@$(TOP)/t/run-suite $(TEST_FILES)
+
+test-valgrind: deps modules
+	@TEST_NGINX_USE_VALGRIND=1 $(TOP)/t/run-suite $(TEST_FILES)
+
+run: deps modules
+	@$(TOP)/examples/run-demo
+
+bench: deps modules
+	@$(TOP)/bench/run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD) t/servroot* bench/out

@@ -38,7 +38,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps test test-valgrind test-asan run bench fuzz clean
+.PHONY: all modules deps test test-valgrind run bench fuzz fuzz-build clean
 
 all: modules
 
@@ -82,6 +82,44 @@ run: deps modules
 
 bench: deps modules
 	@$(TOP)/bench/run $(BENCH_ARGS)
+
+# Fuzzers: fuzz/fuzz_<name>.c includes a module's .c and calls its parsers
+# directly; fuzz/ngx_shim.c stands in for the nginx core functions they use.
+FUZZERS := $(patsubst $(TOP)/fuzz/%.c,%,$(wildcard $(TOP)/fuzz/fuzz_*.c))
+FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+FUZZ_INCS := $(addprefix -I$(NGX_TREE)/,objs src/core src/event \
+    src/event/modules src/os/unix src/http src/http/modules)
+FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIBS := -ljwt -ljansson -lhiredis -lcrypto \
+    -Wl,--unresolved-symbols=ignore-all
+
+$(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \
+    $(NGX_TREE)/objs/Makefile
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -I$(TOP) -o $@ \
+	    $(TOP)/fuzz/$*.c $(TOP)/fuzz/ngx_shim.c $(FUZZ_LIBS)
+
+fuzz-build:
+	@$(TOP)/.ci/deps build fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# long runs: make fuzz FUZZ_TIME=600
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+	    echo "== $$f ($(FUZZ_TIME)s)"; \
+	    $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	        $(BUILD)/fuzz/corpus/$$f $(TOP)/fuzz/corpus/$$f; \
+	done
+
+# replay the committed corpora under ASan/UBSan (part of make test)
+fuzz-replay: fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	    $(BUILD)/fuzz/$$f -runs=0 $(TOP)/fuzz/corpus/$$f 2>&1 | tail -1; \
+	done
 
 clean:
 	rm -rf $(BUILD) t/servroot* bench/out

@@ -1,0 +1,427 @@
+
+/*
+ * Stand-ins for the few nginx core functions the untrusted-input parsers
+ * call, so a fuzzer can link a module's parsers without an nginx binary
+ * (Debian's nginx-dev ships headers only).  Every pool allocation is its
+ * own malloc() so AddressSanitizer sees each buffer's real bounds.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+static ngx_time_t          ngx_shim_time;
+volatile ngx_time_t       *ngx_cached_time = &ngx_shim_time;
+volatile ngx_msec_t        ngx_current_msec;
+ngx_uint_t                 ngx_pagesize = 4096;
+ngx_uint_t                 ngx_cacheline_size = 64;
+volatile ngx_cycle_t      *ngx_cycle;
+
+
+ngx_pool_t *
+ngx_create_pool(size_t size, ngx_log_t *log)
+{
+    ngx_pool_t  *p;
+
+    p = calloc(1, sizeof(ngx_pool_t));
+    if (p != NULL) {
+        p->log = log;
+    }
+
+    return p;
+}
+
+
+void
+ngx_destroy_pool(ngx_pool_t *pool)
+{
+    ngx_pool_large_t    *l, *next;
+    ngx_pool_cleanup_t  *c;
+
+    for (c = pool->cleanup; c; c = c->next) {
+        if (c->handler) {
+            c->handler(c->data);
+        }
+    }
+
+    for (l = pool->large; l; l = next) {
+        next = l->next;
+        free(l->alloc);
+        free(l);
+    }
+
+    for (c = pool->cleanup; c; c = pool->cleanup) {
+        pool->cleanup = c->next;
+        free(c);
+    }
+
+    free(pool);
+}
+
+
+void *
+ngx_pnalloc(ngx_pool_t *pool, size_t size)
+{
+    ngx_pool_large_t  *l;
+
+    l = malloc(sizeof(ngx_pool_large_t));
+    if (l == NULL) {
+        return NULL;
+    }
+
+    l->alloc = malloc(size ? size : 1);
+    if (l->alloc == NULL) {
+        free(l);
+        return NULL;
+    }
+
+    l->next = pool->large;
+    pool->large = l;
+
+    return l->alloc;
+}
+
+
+void *
+ngx_palloc(ngx_pool_t *pool, size_t size)
+{
+    return ngx_pnalloc(pool, size);
+}
+
+
+void *
+ngx_pcalloc(ngx_pool_t *pool, size_t size)
+{
+    void  *p;
+
+    p = ngx_pnalloc(pool, size);
+    if (p != NULL) {
+        memset(p, 0, size);
+    }
+
+    return p;
+}
+
+
+ngx_int_t
+ngx_pfree(ngx_pool_t *pool, void *p)
+{
+    return NGX_DECLINED;
+}
+
+
+ngx_pool_cleanup_t *
+ngx_pool_cleanup_add(ngx_pool_t *p, size_t size)
+{
+    ngx_pool_cleanup_t  *c;
+
+    c = calloc(1, sizeof(ngx_pool_cleanup_t));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    if (size) {
+        c->data = ngx_pcalloc(p, size);
+        if (c->data == NULL) {
+            free(c);
+            return NULL;
+        }
+    }
+
+    c->next = p->cleanup;
+    p->cleanup = c;
+
+    return c;
+}
+
+
+ngx_array_t *
+ngx_array_create(ngx_pool_t *p, ngx_uint_t n, size_t size)
+{
+    ngx_array_t  *a;
+
+    a = ngx_palloc(p, sizeof(ngx_array_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(a, p, n, size) != NGX_OK) {
+        return NULL;
+    }
+
+    return a;
+}
+
+
+void *
+ngx_array_push_n(ngx_array_t *a, ngx_uint_t n)
+{
+    void        *new;
+    ngx_uint_t   nalloc;
+
+    if (a->nelts + n > a->nalloc) {
+        nalloc = 2 * ngx_max(n, a->nalloc);
+
+        new = ngx_palloc(a->pool, nalloc * a->size);
+        if (new == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(new, a->elts, a->nelts * a->size);
+        a->elts = new;
+        a->nalloc = nalloc;
+    }
+
+    new = (u_char *) a->elts + a->size * a->nelts;
+    a->nelts += n;
+
+    return new;
+}
+
+
+void *
+ngx_array_push(ngx_array_t *a)
+{
+    return ngx_array_push_n(a, 1);
+}
+
+
+void
+ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
+    const char *fmt, ...)
+{
+}
+
+
+void
+ngx_log_debug_core(ngx_log_t *log, ngx_err_t err, const char *fmt, ...)
+{
+}
+
+
+static ngx_int_t
+ngx_shim_decode_base64(ngx_str_t *dst, ngx_str_t *src, const u_char *map)
+{
+    size_t   n, i;
+    u_char  *d, *s;
+
+    for (n = 0; n < src->len; n++) {
+        if (src->data[n] == '=') {
+            break;
+        }
+
+        if (map[src->data[n]] == 77) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (n % 4 == 1) {
+        return NGX_ERROR;
+    }
+
+    s = src->data;
+    d = dst->data;
+
+    for (i = 0; i + 4 <= n; i += 4) {
+        *d++ = (u_char) (map[s[i]] << 2 | map[s[i + 1]] >> 4);
+        *d++ = (u_char) (map[s[i + 1]] << 4 | map[s[i + 2]] >> 2);
+        *d++ = (u_char) (map[s[i + 2]] << 6 | map[s[i + 3]]);
+    }
+
+    if (n - i > 1) {
+        *d++ = (u_char) (map[s[i]] << 2 | map[s[i + 1]] >> 4);
+    }
+
+    if (n - i > 2) {
+        *d++ = (u_char) (map[s[i + 1]] << 4 | map[s[i + 2]] >> 2);
+    }
+
+    dst->len = d - dst->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_shim_base64_map(u_char *map, const char *alphabet)
+{
+    ngx_uint_t  i;
+
+    memset(map, 77, 256);
+
+    for (i = 0; i < 64; i++) {
+        map[(u_char) alphabet[i]] = (u_char) i;
+    }
+}
+
+
+ngx_int_t
+ngx_decode_base64(ngx_str_t *dst, ngx_str_t *src)
+{
+    static u_char  map[256];
+
+    ngx_shim_base64_map(map, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "abcdefghijklmnopqrstuvwxyz0123456789+/");
+
+    return ngx_shim_decode_base64(dst, src, map);
+}
+
+
+ngx_int_t
+ngx_decode_base64url(ngx_str_t *dst, ngx_str_t *src)
+{
+    static u_char  map[256];
+
+    ngx_shim_base64_map(map, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "abcdefghijklmnopqrstuvwxyz0123456789-_");
+
+    return ngx_shim_decode_base64(dst, src, map);
+}
+
+
+void
+ngx_encode_base64url(ngx_str_t *dst, ngx_str_t *src)
+{
+    static const char  *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "abcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t   len;
+    u_char  *d, *s;
+
+    s = src->data;
+    d = dst->data;
+
+    for (len = src->len; len > 2; len -= 3, s += 3) {
+        *d++ = a[s[0] >> 2];
+        *d++ = a[((s[0] & 3) << 4) | (s[1] >> 4)];
+        *d++ = a[((s[1] & 0x0f) << 2) | (s[2] >> 6)];
+        *d++ = a[s[2] & 0x3f];
+    }
+
+    if (len) {
+        *d++ = a[s[0] >> 2];
+
+        if (len == 1) {
+            *d++ = a[(s[0] & 3) << 4];
+
+        } else {
+            *d++ = a[((s[0] & 3) << 4) | (s[1] >> 4)];
+            *d++ = a[(s[1] & 0x0f) << 2];
+        }
+    }
+
+    dst->len = d - dst->data;
+}
+
+
+u_char *
+ngx_hex_dump(u_char *dst, u_char *src, size_t len)
+{
+    static const u_char  hex[] = "0123456789abcdef";
+
+    while (len--) {
+        *dst++ = hex[*src >> 4];
+        *dst++ = hex[*src++ & 0xf];
+    }
+
+    return dst;
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_int_t  value;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    for (value = 0; n--; line++) {
+        if (*line < '0' || *line > '9') {
+            return NGX_ERROR;
+        }
+
+        if (value >= NGX_MAX_INT_T_VALUE / 10) {
+            return NGX_ERROR;
+        }
+
+        value = value * 10 + (*line - '0');
+    }
+
+    return value;
+}
+
+
+ngx_int_t
+ngx_hextoi(u_char *line, size_t n)
+{
+    u_char     c, ch;
+    ngx_int_t  value;
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    for (value = 0; n--; line++) {
+        if (value > NGX_MAX_INT_T_VALUE / 16) {
+            return NGX_ERROR;
+        }
+
+        ch = *line;
+
+        if (ch >= '0' && ch <= '9') {
+            value = value * 16 + (ch - '0');
+            continue;
+        }
+
+        c = (u_char) (ch | 0x20);
+
+        if (c >= 'a' && c <= 'f') {
+            value = value * 16 + (c - 'a' + 10);
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return value;
+}
+
+
+ngx_int_t
+ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
+{
+    return strncasecmp((char *) s1, (char *) s2, n);
+}
+
+
+ngx_int_t
+ngx_strcasecmp(u_char *s1, u_char *s2)
+{
+    return strcasecmp((char *) s1, (char *) s2);
+}
+
+
+u_char *
+ngx_cpystrn(u_char *dst, u_char *src, size_t n)
+{
+    if (n == 0) {
+        return dst;
+    }
+
+    while (--n) {
+        *dst = *src;
+
+        if (*dst == '\0') {
+            return dst;
+        }
+
+        dst++;
+        src++;
+    }
+
+    *dst = '\0';
+
+    return dst;
+}

@@ -38,7 +38,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps test test-valgrind run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind run bench fuzz fuzz-build clean
 
 all: modules
 
@@ -47,7 +47,10 @@ deps:
 
 modules: $(SO_FILES)
 
-$(NGX_TREE)/objs/Makefile: $(TOP)/config
+build-deps:
+	@$(TOP)/.ci/deps build
+
+$(NGX_TREE)/objs/Makefile: $(TOP)/config | build-deps
 	@mkdir -p $(BUILD)
 ifeq ($(NGINX_SRC),)
 	@test -f $(DEBIAN_SRC)/conf_flags || { \
@@ -77,10 +80,12 @@ test: deps modules
 test-valgrind: deps modules
 	@TEST_NGINX_USE_VALGRIND=1 $(TOP)/t/run-suite $(TEST_FILES)
 
-run: deps modules
+run: modules
+	@$(TOP)/.ci/deps build run
 	@$(TOP)/examples/run-demo
 
-bench: deps modules
+bench: modules
+	@$(TOP)/.ci/deps build bench
 	@$(TOP)/bench/run $(BENCH_ARGS)
 
 # Fuzzers: fuzz/fuzz_<name>.c includes a module's .c and calls its parsers

@@ -256,10 +256,11 @@ _EOC_
     my $env = join '', map { my $v = /\s/ ? "'$_'" : $_; "env $v;\n" }
                        qw(LD_PRELOAD LD_LIBRARY_PATH ASAN_OPTIONS),
                        @EnvToNginx;
-    # Under valgrind nginx runs in the foreground as our child, without a
-    # master, so that valgrind sees every request and the exit-time leaks.
+    # Under valgrind nginx runs in the foreground as our child so that we
+    # get its exit status; like upstream we keep master_process as set
+    # (valgrind follows the fork()ed workers into the same log).
     my $daemon = $valgrind ? 'off' : 'on';
-    my $master = $valgrind ? 'off' : $MasterProcess;
+    my $master = $MasterProcess;
     my $user = $> == 0 ? "user root;\n" : '';
 
     open my $out, '>', $ConfFile or bail_out("$name - $ConfFile: $!");

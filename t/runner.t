@@ -160,8 +160,8 @@ sub fails_of {
     is(scalar(grep { /TEST 1: / } @{ $r->{ok} }), 2,
        'unknown.t: ... with its 2 tests');
     my %want = (
-        2 => 'unknown section --- respone_body',
-        3 => 'section --- error_code_like is not supported',
+        2 => 'section --- respone_body is unknown or not implemented',
+        3 => 'section --- error_code_like is unknown or not implemented',
         4 => '--- request contains \$TEST_NGINX_SERVER_PORT, which '
              . 'Test::Nginx does not expand',
         5 => 'no --- config section',

@@ -19,8 +19,7 @@ use IO::Select ();
 use IO::Socket::INET ();
 use List::Util qw(shuffle);
 use Scalar::Util qw(looks_like_number);
-use Test::Nginx::Util;
-use Test::Nginx::Util qw(expand_env);
+use Test::Nginx::Util qw(:DEFAULT :internal);
 
 # Sections this runner implements.  Any other section fails the block:
 # an assertion that is silently skipped is a defect.
@@ -32,21 +31,6 @@ my %Implemented = map { $_ => 1 } qw(
     grep_error_log_out access_log no_access_log must_die user_files init
     wait timeout abort tcp_listen tcp_reply tcp_no_close tcp_query
     no_check_leak log_level ONLY SKIP LAST
-);
-
-# Sections of upstream Test::Nginx that are left out (for the message).
-my %UpstreamOnly = map { $_ => 1 } qw(
-    post_main_config server_name post_setup_server_root request_eval
-    response_body_eval response_body_json_sort raw_response_headers_like
-    raw_response_headers_unlike error_code_like error_log_file shutdown
-    ignore_response reload_fails http09 http2 http3 no_http2 curl
-    curl_protocol curl_options curl_error skip_eval skip_nginx skip_nginx2
-    skip_openssl skip_slave todo todo_nginx stap stap_out stap_out_like
-    stap_out_unlike udp_listen udp_reply udp_reply_delay udp_query
-    tcp_reply_delay tcp_query_len tcp_query_auto_timeout tcp_shutdown
-    tcp_shutdown_delay raw_request_middle_delay suppress_stderr
-    server_addr_for_client shutdown_error_log no_shutdown_error_log
-    write_resp_body_file charset no_mockeagain quic_max_idle_timeout
 );
 
 # Sections upstream does NOT run through $TEST_NGINX_* expansion: a
@@ -77,27 +61,26 @@ our $RandPorts = {};
 
 sub run_tests () {
     srand($$ ^ int(time * 1000));
-    Test::Nginx::Util::nginx_version();
-    $ENV{TEST_NGINX_SERVER_PORT} //= $Test::Nginx::Util::ServerPort;
+    nginx_version();
+    $ENV{TEST_NGINX_SERVER_PORT} //= $ServerPort;
     local $SIG{PIPE} = 'IGNORE';
     local $SIG{INT} = local $SIG{TERM} = sub {
-        Test::Nginx::Util::cleanup();
+        cleanup();
         exit 130;
     };
     # a stale nginx from an earlier run (TEST_NGINX_NO_CLEAN, a crash)
-    Test::Nginx::Util::stop_nginx('startup');
+    stop_nginx('startup');
 
     my @blocks = Test::Base::blocks();
-    @blocks = shuffle @blocks unless $Test::Nginx::Util::NoShuffle;
+    @blocks = shuffle @blocks unless $NoShuffle;
     for my $block (@blocks) {
-        $_->($block) for @Test::Nginx::Util::BlockPreprocessors;
+        $_->($block) for @BlockPreprocessors;
         $block->set_value(name => "$0 " . $block->name);
         my $t0 = time;
         run_block($block);
-        Test::Nginx::Util::verbose(sprintf "%s - %.3fs", $block->name,
-                                   time - $t0);
+        verbose(sprintf "%s - %.3fs", $block->name, time - $t0);
     }
-    Test::Nginx::Util::cleanup();
+    cleanup();
 }
 
 # Unknown or unsupported sections, and $TEST_NGINX_* left literal.
@@ -107,11 +90,8 @@ sub block_errors ($) {
     for my $s (sort keys %$block) {
         next if $s =~ /^_/ || $s =~ /^(?:name|description|seq_num|
                   is_filtered|blocks_object|original_values)$/x;
-        next if $Implemented{$s};
-        push @err, $UpstreamOnly{$s}
-            ? "section --- $s is not supported by the compat runner "
-              . "(t/compat/README)"
-            : "unknown section --- $s";
+        push @err, "section --- $s is unknown or not implemented by the "
+                   . "compat runner (t/compat/README)" unless $Implemented{$s};
     }
     for my $s (@Unexpanded) {
         my $v = $block->$s;
@@ -138,14 +118,14 @@ sub run_block ($) {
 
     $RandPorts = {};
     my $config = expand_env($block->config, $name, $RandPorts);
-    Test::Nginx::Util::stop_nginx($name);
-    Test::Nginx::Util::setup_server_root();
-    Test::Nginx::Util::write_user_files($block, $RandPorts);
-    Test::Nginx::Util::write_config($block, $config, $RandPorts);
+    stop_nginx($name);
+    setup_server_root();
+    write_user_files($block, $RandPorts);
+    write_config($block, $config, $RandPorts);
 
     if (defined(my $must_die = $block->must_die)) {
-        for my $rep (0 .. $Test::Nginx::Util::RepeatEach - 1) {
-            my ($status) = Test::Nginx::Util::start_nginx($name, 1);
+        for my $rep (0 .. $RepeatEach - 1) {
+            my ($status) = start_nginx($name, 1);
             if (looks_like_number($must_die)) {
                 Test::More::is($status >> 8, $must_die,
                                "$name - die with the expected exit code");
@@ -153,16 +133,16 @@ sub run_block ($) {
                 Test::More::isnt($status, 0, "$name - die as expected");
             }
             check_error_log($block, $rep);
-            Test::Nginx::Util::stop_nginx($name) if $status == 0;
+            stop_nginx($name) if $status == 0;
         }
         return;
     }
 
-    my ($status, $msg) = Test::Nginx::Util::start_nginx($name, 0);
+    my ($status, $msg) = start_nginx($name, 0);
     if ($status != 0) {
         Test::More::fail("$name - nginx failed to start");
         Test::More::diag($msg);
-        Test::Nginx::Util::stop_nginx($name);
+        stop_nginx($name);
         return;
     }
 
@@ -171,13 +151,13 @@ sub run_block ($) {
             or bail_out("$name - init failed: $@");
     }
 
-    for my $rep (0 .. $Test::Nginx::Util::RepeatEach - 1) {
-        Test::Nginx::Util::write_user_files($block, $RandPorts) if $rep;
-        Test::Nginx::Util::start_tcp_server($block, $RandPorts)
+    for my $rep (0 .. $RepeatEach - 1) {
+        write_user_files($block, $RandPorts) if $rep;
+        start_tcp_server($block, $RandPorts)
             if defined $block->tcp_listen;
         run_requests($block, $rep);
         if (defined $block->tcp_listen) {
-            my $q = Test::Nginx::Util::stop_tcp_server() // '';
+            my $q = stop_tcp_server() // '';
             is_str($q, $block->tcp_query, "$name - tcp_query ok")
                 if defined $block->tcp_query;
         }
@@ -201,19 +181,17 @@ my $ValgrindError = do {
 sub finish_block ($) {
     my $block = shift;
     my $name = $block->name;
-    my $pid = $Test::Nginx::Util::NginxPid;
-    if (!Test::Nginx::Util::alive($pid)) {
+    if (!alive($NginxPid)) {
+        my @log = split /^/, slurp($ErrLogFile);
         Test::More::fail("$name - nginx is still running at the end of the "
                          . "block");
-        Test::More::diag("nginx $pid is gone (crashed?); error.log ends:\n"
-                         . join '', grep { defined }
-                           (split /^/, Test::Nginx::Util::slurp(
-                               $Test::Nginx::Util::ErrLogFile))[-10 .. -1]);
+        Test::More::diag("nginx $NginxPid is gone (crashed?); error.log "
+                         . "ends:\n", @log[($#log > 9 ? -10 : 0) .. -1]);
     }
     # TEST_NGINX_NO_CLEAN: leave it running; the next block stops it
-    return if $Test::Nginx::Util::NoClean && !$Test::Nginx::Util::UseValgrind;
-    my $st = Test::Nginx::Util::stop_nginx($name);
-    for my $line (@{ Test::Nginx::Util::error_log_lines(1) }) {
+    return if $NoClean && !$UseValgrind;
+    my $st = stop_nginx($name);
+    for my $line (@{ error_log_lines(1) }) {
         if ($line =~ /exited on signal|\bAssertion .*?failed\b/) {
             chomp $line;
             Test::More::fail("$name - on shutdown: $line");
@@ -221,15 +199,12 @@ sub finish_block ($) {
     }
     # A failure only when valgrind found something, so that plans agree
     # with upstream's (which only prints valgrind's report).
-    if ($Test::Nginx::Util::UseValgrind && $Test::Nginx::Util::NginxIsChild) {
-        my $log = Test::Nginx::Util::slurp($Test::Nginx::Util::ValgrindLog);
-        if ((defined $st && ($st >> 8) == 99)
-            || $log =~ $ValgrindError)
-        {
+    if ($UseValgrind && $NginxIsChild) {
+        my $log = slurp($ValgrindLog);
+        if (defined $st && $st >> 8 == 99 || $log =~ $ValgrindError) {
             Test::More::fail("$name - valgrind reported errors");
             my @l = split /^/, $log;
-            splice @l, 200, @l, "... (see $Test::Nginx::Util::ValgrindLog)\n"
-                if @l > 200;
+            splice @l, 200, @l, "... (see $ValgrindLog)\n" if @l > 200;
             Test::More::diag(@l);
         }
     }
@@ -328,19 +303,16 @@ sub send_request ($$$) {
     my $name = $block->name;
     my $sock;
     for my $try (1 .. 5) {
-        $sock = IO::Socket::INET->new(
-            PeerAddr => $Test::Nginx::Util::ServerAddr,
-            PeerPort => $Test::Nginx::Util::ServerPort,
-            Proto => 'tcp', Timeout => $timeout);
-        last if $sock || !Test::Nginx::Util::alive(
-                                   $Test::Nginx::Util::NginxPid);
+        $sock = IO::Socket::INET->new(PeerAddr => $ServerAddr,
+                    PeerPort => $ServerPort, Proto => 'tcp',
+                    Timeout => $timeout);
+        last if $sock || !alive($NginxPid);
         sleep 0.05 * $try;
     }
     if (!$sock) {
         my $err = $IO::Socket::errstr || $@ || $!;
-        Test::More::fail("$name - Can't connect to "
-            . "$Test::Nginx::Util::ServerAddr:$Test::Nginx::Util::ServerPort:"
-            . " $err");
+        Test::More::fail("$name - Can't connect to $ServerAddr:$ServerPort: "
+                         . $err);
         return '';
     }
     $sock->blocking(0);
@@ -400,12 +372,7 @@ sub parse_response ($$$) {
         $res{code} = $1;
     }
     for my $l (@lines) {
-        if ($l =~ /^\s/ && @{ $res{headers} }) {        # continuation
-            (my $c = $l) =~ s/^\s+//;
-            $res{headers}[-1][1] .= " $c";
-        } elsif ($l =~ /^([^\s:]+)[ \t]*: ?(.*)$/) {
-            push @{ $res{headers} }, [$1, $2];
-        }
+        push @{ $res{headers} }, [$1, $2] if $l =~ /^([^\s:]+)[ \t]*: ?(.*)$/;
     }
     my $left;
     my $code = $res{code} // 0;
@@ -413,35 +380,23 @@ sub parse_response ($$$) {
         $left = $body;
     } elsif ((header_of(\%res, 'Transfer-Encoding') // '') eq 'chunked') {
         my $decoded = '';
-        while (1) {
-            if ($body !~ /\G[ \t]*([0-9A-Fa-f]+)[^\r\n]*\r\n/gc) {
-                Test::More::fail("$name - invalid chunked body received: "
-                    . substr($body, pos($body) // 0, 40));
-                return undef;
-            }
-            my $len = hex $1;
+        # size line, data, CRLF; the last chunk, trailers, CRLF
+        while ($body =~ /\G[ \t]*([0-9A-Fa-f]+)[^\r\n]*\r\n/gc) {
+            my ($len, $at) = (hex $1, pos $body);
             if ($len == 0) {
-                # trailers, then the final CRLF
                 1 while $body =~ /\G[^\r\n]+\r\n/gc;
-                if ($body !~ /\G\r\n/gc) {
-                    Test::More::fail("$name - no last chunk found - $body");
-                    return undef;
-                }
+                last unless $body =~ /\G\r\n/gc;
                 $left = substr $body, pos $body;
-                last;
+                $res{body} = $decoded;
+                return (\%res, $raw_headers, $left);
             }
-            my $at = pos $body;
-            if (length($body) < $at + $len + 2
-                || substr($body, $at + $len, 2) ne "\r\n")
-            {
-                Test::More::fail("$name - invalid chunked data received "
-                                 . "(not enough octets or no CRLF)");
-                return undef;
-            }
+            last if substr($body, $at + $len, 2) ne "\r\n";
             $decoded .= substr $body, $at, $len;
             pos($body) = $at + $len + 2;
         }
-        $body = $decoded;
+        Test::More::fail("$name - invalid chunked body received: "
+                         . substr($body, pos($body) // 0, 60));
+        return undef;
     } elsif (defined(my $len = header_of(\%res, 'Content-Length'))) {
         if ($len =~ /^\d+$/ && length $body > $len) {
             $left = substr $body, $len;
@@ -465,8 +420,7 @@ sub header_of ($$) {
 sub run_requests ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
-    my $timeout = Test::Nginx::Util::parse_time($block->timeout)
-                  // $Test::Nginx::Util::Timeout;
+    my $timeout = parse_time($block->timeout) // $Timeout;
     my ($reqs, $need_array) = requests_of($block);
     my $nresp = 0;
     $nresp += $_->[1] for @$reqs;
@@ -509,7 +463,7 @@ sub indexed ($$$$) {
 sub port_vars ($) {
     my $s = shift;
     return $s if !defined $s || ref $s;
-    $s =~ s/\$ServerPort(?:ForClient)?\b/$Test::Nginx::Util::ServerPort/g;
+    $s =~ s/\$ServerPort(?:ForClient)?\b/$ServerPort/g;
     return $s;
 }
 
@@ -581,7 +535,7 @@ sub check_response ($$$$$$) {
         my $pats = $block->${\"response_body_$type"};
         next unless defined $pats;
         my $pat = port_vars(indexed($name, $pats, $idx, $need_array));
-        (my $sum = $body) =~ s/\s+/ /g;
+        (my $sum = $body // '') =~ s/\s+/ /g;
         $sum =~ s/^ | $//g;
         no strict 'refs';
         &{"Test::More::$type"}($body, qr/$pat/s, "$name - response_body_"
@@ -671,7 +625,8 @@ sub check_lines ($$$$$) {
             Test::More::fail("$name - pattern \"$p\" should not match any "
                 . "line in $file but matches line \"" . fmt_str($hits[0])
                 . "\" (req $rep)");
-            Test::More::diag("matching lines:\n", @hits[0 .. min9($#hits)]);
+            Test::More::diag("matching lines:\n",
+                             @hits[0 .. ($#hits > 9 ? 9 : $#hits)]);
         } else {
             Test::More::pass("$name - pattern \"$p\" does not match a line "
                              . "in $file (req $rep)");
@@ -679,12 +634,10 @@ sub check_lines ($$$$$) {
     }
 }
 
-sub min9 ($) { $_[0] < 9 ? $_[0] : 9 }
-
 sub check_error_log ($$) {
     my ($block, $rep) = @_;
     my $name = $block->name;
-    my $lines = Test::Nginx::Util::error_log_lines();
+    my $lines = error_log_lines();
 
     my $grep = $block->grep_error_log;
     bail_out("$name - No --- grep_error_log defined but --- "
@@ -738,7 +691,7 @@ sub check_access_log ($$) {
     return unless defined $block->access_log
                   || defined $block->no_access_log;
     my $name = $block->name;
-    my $lines = Test::Nginx::Util::access_log_lines();
+    my $lines = access_log_lines();
     check_lines($name, [1, $block->access_log], $lines, 'access.log', $rep)
         if defined $block->access_log;
     check_lines($name, [0, $block->no_access_log], $lines, 'access.log',
@@ -754,8 +707,7 @@ sub is_str ($$;$) {
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     return Test::More::like($got, $exp, $desc) if ref $exp eq 'Regexp';
     return Test::More::is($got, $exp, $desc)
-        if $Test::Nginx::Util::NoLongString || !defined $got
-           || !defined $exp;
+        if $NoLongString || !defined $got || !defined $exp;
     return Test::More::pass($desc) if $got eq $exp;
     Test::More::fail($desc);
     my $i = 0;
@@ -766,10 +718,9 @@ sub is_str ($$;$) {
         $s =~ s/([^\x20-\x7e])/sprintf '\\x%02x', ord $1/ge;
         return "\"$s\"";
     };
-    Test::More::diag("         got: " . $show->($got) . "\n"
-        . "      length: " . length($got) . "\n"
-        . "    expected: " . $show->($exp) . "\n"
-        . "      length: " . length($exp) . "\n"
-        . "    strings begin to differ at char " . ($i + 1));
+    Test::More::diag(sprintf "%12s: %s\n%12s: %d\n" x 2
+        . "    strings begin to differ at char %d", got => $show->($got),
+        length => length $got, expected => $show->($exp),
+        length => length $exp, $i + 1);
     return 0;
 }

@@ -25,7 +25,16 @@ our @EXPORT = qw(
     master_off workers worker_connections log_level add_block_preprocessor
     env_to_nginx bail_out server_root html_dir server_port
 );
-our @EXPORT_OK = qw(expand_env);
+# for Test::Nginx::Socket only
+our %EXPORT_TAGS = (internal => [qw(
+    expand_env parse_time nginx_version setup_server_root write_user_files
+    write_config start_nginx stop_nginx alive slurp error_log_lines
+    access_log_lines start_tcp_server stop_tcp_server cleanup verbose
+    $RepeatEach $NoShuffle $NoLongString $Timeout $UseValgrind $NoClean
+    $ServerAddr $ServerPort $NginxPid $NginxIsChild $ErrLogFile $ValgrindLog
+    @BlockPreprocessors
+)]);
+our @EXPORT_OK = @{ $EXPORT_TAGS{internal} };
 
 # Modes of upstream Test::Nginx that this runner does not implement: die
 # rather than silently run the suite in a different mode than asked for.
@@ -371,6 +380,7 @@ sub start_nginx ($$) {
     my @cmd = ($NginxBinary, '-p', "$ServRoot/", '-c', $ConfFile,
                '-e', $ErrLogFile);
     my $valgrind = $UseValgrind && !$must_die;
+    my $t0 = time;
     ($NginxPid, $NginxIsChild, $NginxExit) = (undef, 0, undef);
 
     if (!$valgrind) {
@@ -430,7 +440,8 @@ sub start_nginx ($$) {
             if time > $until;
         sleep 0.005;
     }
-    verbose("$name - nginx $NginxPid started");
+    verbose(sprintf "%s - nginx %d started in %.3fs", $name, $NginxPid,
+                    time - $t0);
     return (0, '');
 }
 
@@ -439,15 +450,21 @@ sub start_nginx ($$) {
 sub stop_nginx ($) {
     my $name = shift;
     my $pid = $NginxPid // read_pid_file();
-    undef $NginxPid;
-    return undef unless $pid && alive($pid) && looks_like_nginx($pid);
-    for my $sig ('QUIT', 'TERM') {
-        kill $sig, $pid;
-        return $NginxExit if wait_gone($pid, $UseValgrind ? 30 : $Timeout);
-        warn "$name - nginx $pid did not exit on SIG$sig\n";
+    my $t0 = time;
+    if ($pid && alive($pid) && looks_like_nginx($pid)) {
+      SIG: {
+        for my $sig ('QUIT', 'TERM') {
+            kill $sig, $pid;
+            last SIG if wait_gone($pid, $UseValgrind ? 30 : $Timeout);
+            warn "$name - nginx $pid did not exit on SIG$sig\n";
+        }
+        kill 'KILL', (getpgrp($pid) == $pid ? -$pid : $pid);
+        wait_gone($pid, 5);
+      }
+        verbose(sprintf "%s - nginx %d stopped in %.3fs", $name, $pid,
+                        time - $t0);
     }
-    kill 'KILL', (getpgrp($pid) == $pid ? -$pid : $pid);
-    wait_gone($pid, 5);
+    undef $NginxPid;        # kept until here: alive() reaps our child
     return $NginxExit;
 }
 

@@ -409,3 +409,17 @@ GET /r
 --- error_code: 301
 --- response_headers
 Location: http://localhost:$ServerPort/elsewhere
+
+
+
+=== TEST 25: more_headers per request
+--- config
+    location = /h {
+        return 200 "$http_x_n\n";
+    }
+--- request eval
+["GET /h", "GET /h"]
+--- more_headers eval
+["X-N: first", "X-N: second"]
+--- response_body eval
+["first\n", "second\n"]

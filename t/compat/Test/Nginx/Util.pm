@@ -539,27 +539,32 @@ sub start_tcp_server ($$) {
         $TcpServerPid = $pid;
         return;
     }
+    # the child must never return into the test (Test::Builder's END would
+    # print into the TAP stream): always _exit
     $InChild = 1;
     $SIG{PIPE} = 'IGNORE';
-    my $c = $sock->accept or _exit(1);
-    my $buf = '';
-    while (1) {
-        my $n = sysread $c, my $chunk, 4096;
-        last unless $n;
-        $buf .= $chunk;
-        if (open my $q, '>', "$TcpQueryFile.tmp") {
-            print $q $buf;
-            close $q;
-            rename "$TcpQueryFile.tmp", $TcpQueryFile;  # atomic
+    eval {
+        my $c = $sock->accept or die "accept: $!\n";
+        my $buf = '';
+        while (1) {
+            my $n = sysread $c, my $chunk, 4096;
+            last unless $n;
+            $buf .= $chunk;
+            if (open my $q, '>', "$TcpQueryFile.tmp") {
+                print $q $buf;
+                close $q;
+                rename "$TcpQueryFile.tmp", $TcpQueryFile;  # atomic
+            }
+            last if length $buf >= $want;
         }
-        last if length $buf >= $want;
-    }
-    $reply = $reply->($buf) if ref $reply eq 'CODE';
-    for my $r (ref $reply eq 'ARRAY' ? @$reply : ($reply)) {
-        syswrite $c, $r if length $r;
-    }
-    sleep 3600 while defined $block->tcp_no_close;
-    close $c;
+        $reply = $reply->($buf) if ref $reply eq 'CODE';
+        for my $r (ref $reply eq 'ARRAY' ? @$reply : ($reply)) {
+            syswrite $c, $r if length $r;
+        }
+        sleep 3600 while defined $block->tcp_no_close;
+        close $c;
+        1;
+    } or warn "$name - fake TCP peer: $@";
     _exit(0);
 }
 

@@ -423,3 +423,19 @@ Location: http://localhost:$ServerPort/elsewhere
 ["X-N: first", "X-N: second"]
 --- response_body eval
 ["first\n", "second\n"]
+
+
+
+=== TEST 26: raw_response_headers_like / _unlike on the raw header block
+--- config
+    location = /raw {
+        add_header X-One 1;
+        add_header X-Two 2;
+        return 204;
+    }
+--- request
+GET /raw
+--- error_code: 204
+--- response_body
+--- raw_response_headers_like: ^HTTP/1\.1 204 No Content\r\n.*\r\nX-One: 1\r\nX-Two: 2\r\n
+--- raw_response_headers_unlike: X-Three

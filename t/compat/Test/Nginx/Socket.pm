@@ -27,7 +27,8 @@ my %Implemented = map { $_ => 1 } qw(
     main_config http_config config request pipelined_requests raw_request
     more_headers error_code response_body response_body_like
     response_body_unlike response_body_filters response_headers
-    response_headers_like error_log no_error_log grep_error_log
+    response_headers_like raw_response_headers_like
+    raw_response_headers_unlike error_log no_error_log grep_error_log
     grep_error_log_out access_log no_access_log must_die user_files init
     wait timeout abort tcp_listen tcp_reply tcp_no_close tcp_query
     no_check_leak log_level ONLY SKIP LAST
@@ -39,7 +40,8 @@ my %Implemented = map { $_ => 1 } qw(
 my @Unexpanded = qw(
     request raw_request more_headers error_log no_error_log access_log
     no_access_log response_headers response_headers_like response_body_like
-    response_body_unlike grep_error_log tcp_reply tcp_query
+    response_body_unlike raw_response_headers_like
+    raw_response_headers_unlike grep_error_log tcp_reply tcp_query
 );
 
 our @EXPORT = (@Test::Nginx::Util::EXPORT, qw(run_tests is_str));
@@ -516,6 +518,16 @@ sub check_response ($$$$$$) {
             my $got = $res ? header_of($res, $k) // '' : '';
             Test::More::like($got, qr/^$v$/, "$name - header $k like ok");
         }
+    }
+
+    # the raw header block (status line included) against a pattern
+    for my $type (qw(like unlike)) {
+        my $pats = $block->${\"raw_response_headers_$type"};
+        next unless defined $pats;
+        my $pat = indexed($name, $pats, $idx, $need_array);
+        no strict 'refs';
+        &{"Test::More::$type"}($raw_headers, qr/$pat/s,
+                               "$name - raw resp headers $type");
     }
 
     my $body = $res ? apply_body_filters($block, $res->{body}, $idx) : undef;

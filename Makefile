@@ -38,7 +38,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
 
 all: modules
 
@@ -78,7 +78,18 @@ test: deps modules
 	@$(TOP)/t/run-suite $(TEST_FILES)
 
 test-valgrind: deps modules
+	@$(TOP)/.ci/deps valgrind
 	@TEST_NGINX_USE_VALGRIND=1 $(TOP)/t/run-suite $(TEST_FILES)
+
+# the modules built with AddressSanitizer (and UBSan) into build-asan/,
+# loaded into the same nginx with the ASan runtime preloaded
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=$(TOP)/build-asan \
+	    NGX_EXTRA_FLAGS="--with-cc-opt='-fsanitize=address,undefined \
+	    -fno-omit-frame-pointer' --with-ld-opt=-fsanitize=address,undefined" \
+	    modules
+	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
+	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
 
 run: modules
 	@$(TOP)/.ci/deps build run
@@ -134,4 +145,4 @@ fuzz-replay: fuzz-build
 	done
 
 clean:
-	rm -rf $(BUILD) t/servroot* bench/out
+	rm -rf $(BUILD) $(TOP)/build-asan t/servroot* bench/out

@@ -601,12 +601,7 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
         }
 
     } else {
-        sampled = ngx_http_gw_trace_sampled(r, gtcf);
-        if (sampled == NGX_ERROR) {
-            return NULL;
-        }
-
-        ctx->flags = sampled ? NGX_HTTP_GW_TRACE_FLAG_SAMPLED : 0;
+        ctx->flags = NGX_HTTP_GW_TRACE_FLAG_SAMPLED;
 
         if (id_valid) {
             ngx_memcpy(ctx->trace_bin, id, 16);
@@ -638,6 +633,23 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     cln->handler = ngx_http_gw_trace_cleanup;
     ngx_http_set_ctx(r, ctx, ngx_http_gw_trace_module);
 
+    /*
+     * the sampling decision of a new trace comes last: its variable may
+     * depend on $gw_trace_id (split_clients), which is complete by now
+     */
+
+    if (!tp_valid && gtcf->sample != NULL) {
+        sampled = ngx_http_gw_trace_sampled(r, gtcf);
+        if (sampled == NGX_ERROR) {
+            return NULL;
+        }
+
+        if (!sampled) {
+            ctx->flags &= ~NGX_HTTP_GW_TRACE_FLAG_SAMPLED;
+            (void) ngx_hex_dump(p, &ctx->flags, 1);
+        }
+    }
+
     return ctx;
 }
 
@@ -654,10 +666,6 @@ ngx_http_gw_trace_sampled(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf)
 {
     ngx_str_t  value;
-
-    if (gtcf->sample == NULL) {
-        return 1;
-    }
 
     if (ngx_http_complex_value(r, gtcf->sample, &value) != NGX_OK) {
         return NGX_ERROR;

@@ -255,3 +255,32 @@ x-trace-id: T1
 x-gw-vars: sampled=1
 x-trace-id: 4bf92f3577b34da6a3ce929d0e0e4736
 "]
+
+
+
+=== TEST 13: gw_trace_sample from split_clients on $gw_trace_id
+The decision may depend on the trace id itself: no recursion, and the flag
+sent follows the variable.
+--- http_config
+    split_clients "$gw_trace_id" $gw_sample {
+        50%  on;
+        *    off;
+    }
+--- config
+    location /t {
+        gw_trace on;
+        gw_trace_sample $gw_sample;
+        proxy_set_header X-Gw-Vars "sampled=$gw_trace_sampled split=$gw_sample";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
+    }
+--- request eval
+[("GET /t") x 20]
+--- response_body_filters eval
+sub {
+    my $b = GwEcho::canon($_[0]);
+    return "ok" if $b =~ /^traceparent: 00-T1-S1-03\nx-gw-vars: sampled=1 split=on\n/
+                || $b =~ /^traceparent: 00-T1-S1-02\nx-gw-vars: sampled=0 split=off\n/;
+    return $b;
+}
+--- response_body eval
+[("ok") x 20]

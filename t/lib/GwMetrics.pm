@@ -315,8 +315,8 @@ sub parse_exposition {
             next;
         }
 
-        if ($line =~ /^# (HELP|TYPE|UNIT) ([a-zA-Z_:][a-zA-Z0-9_:]*)
-                      (?: (.*))?$/xs)
+        if ($line =~ /^\#[ ](HELP|TYPE|UNIT)[ ]([a-zA-Z_:][a-zA-Z0-9_:]*)
+                      (?:[ ](.*))?$/xs)
         {
             my ($kw, $name, $rest) = ($1, $2, $3 // '');
 

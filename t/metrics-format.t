@@ -79,6 +79,71 @@ our $prometheus_accept = 'application/openmetrics-text;version=1.0.0,'
 
 run_tests();
 
+# The checker itself: every rule it applies must be able to fail.
+
+my $good_text = <<'EOT';
+# HELP a_total help
+# TYPE a_total counter
+a_total{path="x\\y\"z\n"} 1
+# HELP h histogram help
+# TYPE h histogram
+h_bucket{le="0.5"} 1
+h_bucket{le="1"} 2
+h_bucket{le="+Inf"} 3
+h_sum 2.5
+h_count 3
+EOT
+
+my $good_om = <<'EOT';
+# TYPE a counter
+# HELP a help
+a_total{path="x"} 1
+# TYPE h_seconds histogram
+# UNIT h_seconds seconds
+# HELP h_seconds histogram help
+h_seconds_bucket{le="0.5"} 1
+h_seconds_bucket{le="1.0"} 2
+h_seconds_bucket{le="+Inf"} 3
+h_seconds_sum 2.5
+h_seconds_count 3
+# EOF
+EOT
+
+my ($err) = GwMetrics::check_exposition($good_text, 'text');
+Test::More::is("@$err", '', 'checker: a good text exposition passes');
+($err) = GwMetrics::check_exposition($good_om, 'om');
+Test::More::is("@$err", '', 'checker: a good OpenMetrics exposition passes');
+
+for my $bad (
+    ['text', 'split family', $good_text . "a_total{path=\"w\"} 1\n"],
+    ['text', 'second HELP', $good_text =~ s/^(# TYPE h .*\n)/$1# HELP h again\n/mr],
+    ['text', 'buckets not cumulative', $good_text =~ s/le="1"} 2/le="1"} 0/r],
+    ['text', '+Inf != count', $good_text =~ s/h_count 3/h_count 4/r],
+    ['text', 'le out of order', $good_text =~ s/le="1"/le="0.25"/r],
+    ['text', 'no +Inf', $good_text =~ s/h_bucket\{le="\+Inf"\} 3\n//r],
+    ['text', 'undefined escape', $good_text =~ s/x\\\\y/x\\qy/r],
+    ['text', 'invalid UTF-8', $good_text =~ s/path="x/path="\xff/r],
+    ['text', 'raw newline', $good_text =~ s/\\n"/\n"/r],
+    ['text', 'sample outside its family', "a_total 1\n" . $good_text],
+    ['text', 'carriage return', $good_text =~ s/\n/\r\n/r],
+    ['text', 'non-canonical le', $good_text =~ s/le="1"/le="1.0"/r],
+    ['text', 'EOF in text', $good_text . "# EOF\n"],
+    ['om', 'no EOF', $good_om =~ s/# EOF\n//r],
+    ['om', 'data after EOF', $good_om . "a_total 1\n"],
+    ['om', 'counter without _total', $good_om =~ s/^a_total/a/mr],
+    ['om', 'integer le without .0', $good_om =~ s/le="1.0"/le="1"/r],
+    ['om', 'UNIT not a suffix', $good_om =~ s/UNIT h_seconds seconds/UNIT h_seconds bytes/r],
+    ['om', 'TYPE after HELP', $good_om =~ s/(# TYPE a counter\n)(# HELP a help\n)/$2$1/r],
+    ['om', 'interleaved label sets',
+     $good_om =~ s/(a_total\{path="x"\} 1\n)/$1a_total{path="y"} 1\n$1/r],
+)
+{
+    my ($format, $what, $body) = @$bad;
+    my ($e) = GwMetrics::check_exposition($body, $format);
+    Test::More::ok(scalar @$e, "checker: $what ($format) is caught")
+        or Test::More::diag($body);
+}
+
 __DATA__
 
 === TEST 1: text 0.0.4 by default: content type, every family once, promtool

@@ -90,9 +90,10 @@ FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
 FUZZ_TIME ?= 60
 FUZZ_CC ?= clang
 FUZZ_INCS := $(addprefix -I$(NGX_TREE)/,objs src/core src/event \
-    src/event/modules src/os/unix src/http src/http/modules)
+    src/event/modules src/os/unix src/http src/http/modules src/http/v2)
 FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -fno-pie -no-pie
 FUZZ_LIBS := -ljwt -ljansson -lhiredis -lcrypto \
     -Wl,--unresolved-symbols=ignore-all
 

@@ -173,7 +173,7 @@ static void ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
 
 static ngx_http_gw_metrics_shctx_t *ngx_http_gw_metrics_create_sh(
     ngx_slab_pool_t *shpool, ngx_uint_t nbuckets, uint64_t *bounds,
-    ngx_uint_t max_series);
+    ngx_uint_t max_series, size_t size);
 static ngx_http_gw_metrics_series_t *ngx_http_gw_metrics_alloc_series(
     ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
     ngx_http_gw_metrics_key_t *key, uint32_t hash);
@@ -772,7 +772,7 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
 
 static ngx_http_gw_metrics_shctx_t *
 ngx_http_gw_metrics_create_sh(ngx_slab_pool_t *shpool, ngx_uint_t nbuckets,
-    uint64_t *bounds, ngx_uint_t max_series)
+    uint64_t *bounds, ngx_uint_t max_series, size_t size)
 {
     ngx_uint_t                     f, n;
     ngx_http_gw_metrics_key_t      key;
@@ -791,9 +791,14 @@ ngx_http_gw_metrics_create_sh(ngx_slab_pool_t *shpool, ngx_uint_t nbuckets,
     sh->start_time = ngx_time();
     sh->max_series = max_series;
 
-    /* about two series per chain when the zone is full */
+    /*
+     * about two series per chain when the zone is full; from the size, not
+     * max_series, which a reload may raise on the same table
+     */
 
-    for (n = 16; n < max_series / 2; n <<= 1) { /* void */ }
+    for (n = 16; n < size / NGX_HTTP_GW_METRICS_SERIES_SIZE / 2; n <<= 1) {
+        /* void */
+    }
 
     sh->table = ngx_slab_calloc(shpool,
                                 n * sizeof(ngx_http_gw_metrics_series_t *));
@@ -1607,7 +1612,7 @@ ngx_http_gw_metrics_write_meta(u_char *p, ngx_http_gw_metrics_family_t *f,
         type = types[NGX_HTTP_GW_METRICS_GAUGE];
 
     } else {
-        ngx_str_null(&suffix);
+        ngx_str_set(&suffix, "");
     }
 
     p = ngx_cpymem(p, "# HELP ", sizeof("# HELP ") - 1);
@@ -1953,7 +1958,7 @@ ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     sh = ngx_http_gw_metrics_create_sh(shpool, gmcf->nbuckets, gmcf->bounds,
-                                       gmcf->max_series);
+                                       gmcf->max_series, shm_zone->shm.size);
     if (sh == NULL) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                       "gw_metrics zone \"%V\" is too small",

@@ -28,10 +28,7 @@ add_block_preprocessor(sub {
 sub create_routes {
     my ($from, $to) = @_;
 
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => GwMetrics::server_port(),
-                                  Proto => 'tcp', Timeout => 10)
-        or die "connect: $!";
+    my $s = GwMetrics::connect_nginx(GwMetrics::server_port());
 
     for (my $i = $from; $i < $to; $i += 200) {
         my $end = $i + 200 > $to ? $to : $i + 200;

@@ -28,6 +28,23 @@ sub servroot {
     return $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
 }
 
+# a connection to nginx; waits up to 30 s for the port to listen, since
+# nginx under valgrind starts slowly
+sub connect_nginx {
+    my ($port) = @_;
+
+    for (1 .. 300) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp',
+                                      Timeout => 10);
+        return $s if $s;
+        die "connect to $port: $!" unless $!{ECONNREFUSED};
+        Time::HiRes::sleep(0.1);
+    }
+
+    die "nothing listens on port $port";
+}
+
 # one request on its own connection; returns (status, \%headers, body)
 sub http_get {
     my ($path, %opt) = @_;
@@ -47,10 +64,7 @@ sub http_get {
 sub http_raw {
     my ($req, %opt) = @_;
 
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $opt{port} || server_port(),
-                                     Proto => 'tcp', Timeout => 10)
-        or die "connect: $!";
+    my $sock = connect_nginx($opt{port} || server_port());
 
     print $sock $req;
 
@@ -99,11 +113,7 @@ sub parallel_get {
         my @socks;
 
         for (1 .. $batch) {
-            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                          PeerPort => $port, Proto => 'tcp',
-                                          Timeout => 10)
-                or die "connect: $!";
-            push @socks, $s;
+            push @socks, connect_nginx($port);
         }
 
         for my $s (@socks) {

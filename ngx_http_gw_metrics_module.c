@@ -1371,7 +1371,8 @@ ngx_http_gw_metrics_render(ngx_pool_t *pool, ngx_http_gw_metrics_shctx_t *sh,
     size_t                          size, line, fixed, lines;
     uint64_t                        values[NGX_HTTP_GW_METRICS_NSCALARS];
     ngx_str_t                       le[NGX_HTTP_GW_METRICS_BUCKETS_MAX + 1];
-    ngx_uint_t                      f, i, n, nseries, first[6];
+    ngx_uint_t                      f, i, n, nseries;
+    ngx_uint_t                      first[NGX_HTTP_GW_METRICS_NFAMILIES + 1];
     ngx_http_gw_metrics_family_t   *fam;
     ngx_http_gw_metrics_series_t   *s, **snap;
     u_char                          lebuf[(NGX_HTTP_GW_METRICS_BUCKETS_MAX

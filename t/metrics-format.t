@@ -213,7 +213,7 @@ gateway_requests_total{method="GET",path="/api/",status="200"} 3
 
 === TEST 3: OpenMetrics for Prometheus' Accept header: families, # EOF, strict and promtool
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm3 1m;
 --- config
     gw_metrics on;
     location /api/ { return 200 "api\n"; }
@@ -251,7 +251,7 @@ gateway_build info
 
 === TEST 4: OpenMetrics samples: _total, canonical le with .0, UNIT lines, EOF last
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm4 1m;
 --- config
     gw_metrics on;
     location /api/ { return 200 "api\n"; }
@@ -328,7 +328,7 @@ qr/\n# EOF\n\z/, qr/^# HELP /,
 
 === TEST 6: HEAD sends the headers only, other methods get 405
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm6 1m;
 --- config
     location = /metrics { gw_metrics_endpoint; }
 --- request eval
@@ -382,7 +382,7 @@ main::paths('text')
 
 === TEST 8: the same hostile labels in OpenMetrics
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm8 1m;
 --- config
     gw_metrics on;
     location /q { gw_metrics_route "say \"hi\" \\o/"; return 200; }
@@ -432,7 +432,7 @@ gateway_metrics_series 0
 
 === TEST 10: no gw_auth / gw_ratelimit loaded: their families are absent, $gw_* not created
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm10 1m;
 --- config
     gw_metrics on;
     location /api/ { return 200 "api\n"; }

@@ -162,7 +162,7 @@ start from zero
 
 === TEST 3: other buckets: a fresh zone, the reason logged, the old segment unmapped
 --- http_config
-    gw_metrics_zone gwm 1m;
+    gw_metrics_zone gwm3 1m;
     gw_metrics_buckets 0.1 1;
 --- config
     gw_metrics on;
@@ -192,10 +192,10 @@ requests to /a: 1
 start time new
 buckets 0.1 1 +Inf
 --- grep_error_log eval
-qr/gw_metrics zone "gwm" has other histogram buckets than "gw_metrics_buckets", its series start from zero/
+qr/gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero/
 --- grep_error_log_out
-gw_metrics zone "gwm" has other histogram buckets than "gw_metrics_buckets", its series start from zero
-gw_metrics zone "gwm" has other histogram buckets than "gw_metrics_buckets", its series start from zero
+gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
+gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
 --- no_error_log
 [error]
 [alert]

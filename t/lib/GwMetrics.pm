@@ -1,0 +1,548 @@
+package GwMetrics;
+
+# Test helpers for t/metrics-*.t: plain-socket HTTP (so perl code in a test
+# block can drive traffic, close connections early or send bytes no client
+# library would), a strict parser of both exposition formats that checks
+# everything the module promises, and the promtool checks.
+
+use strict;
+use warnings;
+
+use Encode ();
+use File::Temp ();
+use IO::Socket::INET;
+use Time::HiRes ();
+
+our @EXPORT_OK = qw(server_port servroot http_get http_raw parallel_get
+                    parse_exposition sample check_exposition
+                    promtool_text promtool_openmetrics master_pid
+                    wait_reload worker_pids);
+
+use Exporter 'import';
+
+sub server_port {
+    return $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+}
+
+sub servroot {
+    return $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+}
+
+# a connection to nginx; waits up to 30 s for the port to listen, since
+# nginx under valgrind starts slowly
+sub connect_nginx {
+    my ($port) = @_;
+
+    for (1 .. 300) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp',
+                                      Timeout => 10);
+        return $s if $s;
+        die "connect to $port: $!" unless $!{ECONNREFUSED};
+        Time::HiRes::sleep(0.1);
+    }
+
+    die "nothing listens on port $port";
+}
+
+# one request on its own connection; returns (status, \%headers, body)
+sub http_get {
+    my ($path, %opt) = @_;
+
+    my $method = $opt{method} || 'GET';
+    my $port = $opt{port} || server_port();
+    my $hdrs = '';
+
+    for my $h (@{ $opt{headers} || [] }) {
+        $hdrs .= "$h\r\n";
+    }
+
+    return http_raw("$method $path HTTP/1.0\r\nHost: localhost\r\n"
+                    . "$hdrs\r\n", port => $port);
+}
+
+sub http_raw {
+    my ($req, %opt) = @_;
+
+    my $sock = connect_nginx($opt{port} || server_port());
+
+    print $sock $req;
+
+    if (defined $opt{close_after}) {
+        Time::HiRes::sleep($opt{close_after});
+        close $sock;
+        return;
+    }
+
+    local $/;
+    my $resp = <$sock>;
+    close $sock;
+
+    return parse_response($resp);
+}
+
+sub parse_response {
+    my ($resp) = @_;
+
+    return (0, {}, '') if !defined $resp || $resp eq '';
+
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    my @lines = split /\r\n/, $head;
+    my ($status) = (shift(@lines) =~ m{^HTTP/\d\.\d (\d{3})});
+    my %h;
+
+    for (@lines) {
+        my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+        $h{lc $k} = $v;
+    }
+
+    return ($status, \%h, $body // '');
+}
+
+# n requests, "width" connections open at once: lets the kernel spread them
+# over the workers; returns the response bodies
+sub parallel_get {
+    my ($path, $n, %opt) = @_;
+
+    my $width = $opt{width} || 20;
+    my $port = $opt{port} || server_port();
+    my @bodies;
+
+    while ($n > 0) {
+        my $batch = $n < $width ? $n : $width;
+        my @socks;
+
+        for (1 .. $batch) {
+            push @socks, connect_nginx($port);
+        }
+
+        for my $s (@socks) {
+            print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+        }
+
+        for my $s (@socks) {
+            local $/;
+            my $resp = <$s>;
+            close $s;
+            my ($status, $h, $body) = parse_response($resp);
+            push @bodies, "$status $body";
+        }
+
+        $n -= $batch;
+    }
+
+    return @bodies;
+}
+
+sub master_pid {
+    my $file = servroot() . '/logs/nginx.pid';
+    open my $fh, '<', $file or die "$file: $!";
+    my $pid = <$fh>;
+    close $fh;
+    chomp $pid;
+    return $pid;
+}
+
+# the worker pids of a master, from /proc (Linux)
+sub worker_pids {
+    my ($master) = @_;
+    my @pids;
+
+    for my $stat (glob "/proc/[0-9]*/stat") {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh>;
+        close $fh;
+        next unless defined $line && $line =~ /^(\d+) \(.*\) \S (\d+)/;
+        push @pids, $1 if $2 == $master;
+    }
+
+    return sort { $a <=> $b } @pids;
+}
+
+# HUP the master, then wait until the workers it had are all gone and new
+# ones run: the new configuration serves every later request
+sub wait_reload {
+    my $master = master_pid();
+    my %old = map { $_ => 1 } worker_pids($master);
+
+    kill 'HUP', $master or die "kill HUP $master: $!";
+
+    for (1 .. 600) {
+        Time::HiRes::sleep(0.05);
+        my @now = worker_pids($master);
+        next if !@now || grep { $old{$_} } @now;
+        return scalar @now;
+    }
+
+    die "nginx did not reload in 30 seconds";
+}
+
+# --- exposition parsing ---------------------------------------------------
+
+my %text_types = map { $_ => 1 } qw(counter gauge histogram summary untyped);
+my %om_types = map { $_ => 1 }
+               qw(counter gauge histogram gaugehistogram stateset info
+                  summary unknown);
+
+# the label set part of a sample, with escapes undone; dies on bad syntax
+sub parse_labels {
+    my ($s) = @_;
+    my @labels;
+
+    return \@labels if $s eq '';
+
+    while (1) {
+        $s =~ s/^([a-zA-Z_][a-zA-Z0-9_]*)="//
+            or die "bad label name in {$s}\n";
+        my $name = $1;
+        my $v = '';
+
+        while (1) {
+            die "unterminated label value\n" if $s eq '';
+            my $c = substr($s, 0, 1, '');
+
+            last if $c eq '"';
+            die "raw newline in label value\n" if $c eq "\n";
+
+            if ($c eq '\\') {
+                my $e = substr($s, 0, 1, '');
+                if ($e eq 'n') { $v .= "\n" }
+                elsif ($e eq '"') { $v .= '"' }
+                elsif ($e eq '\\') { $v .= '\\' }
+                else { die "undefined escape \\$e in label value\n" }
+                next;
+            }
+
+            $v .= $c;
+        }
+
+        push @labels, [$name, $v];
+
+        last if $s eq '';
+        $s =~ s/^,// or die "expected , between labels: $s\n";
+        last if $s eq '';
+    }
+
+    my %seen;
+    for (@labels) {
+        die "duplicate label $_->[0]\n" if $seen{$_->[0]}++;
+    }
+
+    return \@labels;
+}
+
+sub key_of {
+    my ($name, $labels) = @_;
+    my @l = sort { $a->[0] cmp $b->[0] } @$labels;
+    return $name . '{' . join(',', map { "$_->[0]=$_->[1]" } @l) . '}';
+}
+
+# the family a sample belongs to and its role, or undef
+sub sample_family {
+    my ($name, $fams, $format) = @_;
+
+    for my $suffix ('', qw(_total _created _bucket _sum _count _info)) {
+        next if $suffix ne '' && substr($name, -length $suffix) ne $suffix;
+        my $f = substr($name, 0, length($name) - length $suffix);
+        next unless exists $fams->{$f};
+        my $type = $fams->{$f}{type} // '';
+
+        if ($format eq 'text') {
+            return ($f, 'value') if $suffix eq ''
+                                    && $type =~ /^(counter|gauge|untyped)$/;
+        } else {
+            return ($f, 'value') if $suffix eq '_total' && $type eq 'counter';
+            return ($f, 'value') if $suffix eq '' && $type eq 'gauge';
+            return ($f, 'value') if $suffix eq '_info' && $type eq 'info';
+        }
+
+        return ($f, substr($suffix, 1))
+            if $type eq 'histogram' && $suffix =~ /^_(bucket|sum|count)$/;
+    }
+
+    return;
+}
+
+sub le_ok {
+    my ($le, $format) = @_;
+
+    return 1 if $le eq '+Inf';
+
+    # Go's %g: fixed notation from 1e-4 to below 1e+06, else d[.ddd]e+-XX
+    my $fixed = qr/^(?:[1-9][0-9]{0,5}(?:\.[0-9]*[1-9])?
+                      |0\.0{0,3}(?:[1-9][0-9]*[1-9]|[1-9])
+                      |0)$/x;
+    my $exp = qr/^[1-9](\.[0-9]*[1-9])?e[-+][0-9]{2,}$/;
+
+    if ($format eq 'om') {
+        # and ".0" after an integer
+        return 1 if $le =~ $exp;
+        return 1 if $le =~ /^(0|[1-9][0-9]{0,5})\.0$/;
+        return ($le =~ $fixed && $le =~ /\./) ? 1 : 0;
+    }
+
+    return ($le =~ $fixed || $le =~ $exp) ? 1 : 0;
+}
+
+# Parses an exposition ('text' for 0.0.4, 'om' for OpenMetrics 1.0) and
+# checks it: metadata once per family and before its samples, families and
+# label sets never interleaved, counter/histogram naming per format, label
+# syntax and escapes, UTF-8, histogram buckets ordered, cumulative, +Inf
+# equal to _count, canonical "le".  Returns { samples => {key => value},
+# series => [[name, {labels}, value], ...] in order, errors => [...],
+# families => [names in order], meta => {...}, histograms => {...} }.
+sub parse_exposition {
+    my ($body, $format) = @_;
+
+    my (@err, %samples, %fams, @order, %hist, @series);
+    my ($cur, %done, $eof, %seen_set, $cur_set);
+
+    push @err, "empty body" if $body eq '';
+    push @err, "body does not end with a newline"
+        if $body ne '' && $body !~ /\n\z/;
+    push @err, "carriage return in body" if $body =~ /\r/;
+
+    my $copy = $body;
+    eval { Encode::decode('UTF-8', $copy, Encode::FB_CROAK); 1 }
+        or push @err, "body is not valid UTF-8";
+
+    my @lines = split /\n/, $body, -1;
+    pop @lines if @lines && $lines[-1] eq '';
+
+    my $ln = 0;
+
+    for my $line (@lines) {
+        $ln++;
+
+        if ($eof) {
+            push @err, "line $ln after # EOF";
+            last;
+        }
+
+        if ($line eq '# EOF') {
+            if ($format eq 'om') { $eof = 1; next; }
+            push @err, "line $ln: # EOF in the text format";
+            next;
+        }
+
+        if ($line =~ /^\#[ ](HELP|TYPE|UNIT)[ ]([a-zA-Z_:][a-zA-Z0-9_:]*)
+                      (?:[ ](.*))?$/xs)
+        {
+            my ($kw, $name, $rest) = ($1, $2, $3 // '');
+
+            if (!defined $cur || $cur ne $name) {
+                if (exists $fams{$name}) {
+                    push @err, "line $ln: family $name split";
+                }
+                $done{$cur} = 1 if defined $cur;
+                $cur = $name;
+                $cur_set = undef;
+                if (!exists $fams{$name}) {
+                    $fams{$name} = { samples => 0 };
+                    push @order, $name;
+                }
+            }
+
+            my $f = $fams{$name};
+
+            push @err, "line $ln: second $kw for $name" if $f->{lc $kw};
+            push @err, "line $ln: $kw after samples of $name"
+                if $f->{samples};
+            $f->{lc $kw} = $rest;
+
+            if ($kw eq 'TYPE') {
+                my $ok = $format eq 'om' ? $om_types{$rest}
+                                         : $text_types{$rest};
+                push @err, "line $ln: bad type '$rest'" unless $ok;
+                $f->{type} = $rest;
+                push @err, "line $ln: TYPE after HELP or UNIT (OpenMetrics)"
+                    if $format eq 'om' && ($f->{help} || $f->{unit});
+            }
+
+            if ($kw eq 'UNIT') {
+                push @err, "line $ln: UNIT in the text format"
+                    if $format ne 'om';
+                push @err, "line $ln: $name does not end in _$rest"
+                    if $name !~ /_\Q$rest\E$/;
+                push @err, "line $ln: UNIT after HELP" if $f->{help};
+            }
+
+            if ($kw eq 'HELP' && $rest =~ /\\(?![n\\"])/) {
+                push @err, "line $ln: bad escape in HELP";
+            }
+
+            next;
+        }
+
+        if ($line =~ /^#/) {
+            push @err, "line $ln: unexpected comment line";
+            next;
+        }
+
+        my ($name, $lab, $value) =
+            $line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/s
+            or do { push @err, "line $ln: bad sample line: $line"; next };
+
+        my $labels = eval { parse_labels($lab // '') };
+        if (!$labels) {
+            chomp(my $e = $@);
+            push @err, "line $ln: $e";
+            next;
+        }
+
+        my ($fam, $role) = sample_family($name, \%fams, $format);
+
+        if (!defined $fam) {
+            push @err, "line $ln: $name belongs to no declared family";
+            next;
+        }
+
+        if ($fam ne ($cur // '')) {
+            push @err, "line $ln: $name outside its family block";
+            next;
+        }
+
+        $fams{$fam}{samples}++;
+
+        if ($format eq 'om') {
+            push @err, "line $ln: bad number $value"
+                unless $value =~ /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/
+                       || $value =~ /^[-+]?Inf$|^NaN$/;
+        } else {
+            push @err, "line $ln: bad number $value"
+                unless $value =~ /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/
+                       || $value =~ /^[-+]?Inf$|^NaN$/;
+        }
+
+        my $key = key_of($name, $labels);
+        push @err, "line $ln: duplicate sample $key" if exists $samples{$key};
+        $samples{$key} = $value;
+        push @series, [$name, { map { $_->[0] => $_->[1] } @$labels }, $value];
+
+        my @rest = grep { $_->[0] ne 'le' } @$labels;
+        my $set = key_of($fam, \@rest);
+
+        if (!defined $cur_set || $cur_set ne $set) {
+            push @err, "line $ln: label set $set interleaved"
+                if $seen_set{$set}++;
+            $cur_set = $set;
+        }
+
+        if (($fams{$fam}{type} // '') eq 'histogram') {
+            my $h = $hist{$set} //= { buckets => [], line => $ln };
+
+            if ($role eq 'bucket') {
+                my ($le) = map { $_->[1] } grep { $_->[0] eq 'le' } @$labels;
+                if (!defined $le) {
+                    push @err, "line $ln: bucket without le";
+                    next;
+                }
+                push @err, "line $ln: le \"$le\" not canonical"
+                    unless le_ok($le, $format);
+                push @err, "line $ln: bucket after _sum or _count"
+                    if defined $h->{sum} || defined $h->{count};
+                push @{ $h->{buckets} }, [$le, $value];
+            } else {
+                push @err, "line $ln: second _$role" if defined $h->{$role};
+                $h->{$role} = $value;
+            }
+        }
+    }
+
+    push @err, "no # EOF at the end" if $format eq 'om' && !$eof;
+
+    for my $set (sort keys %hist) {
+        my $h = $hist{$set};
+        my @b = @{ $h->{buckets} };
+
+        if (!@b || $b[-1][0] ne '+Inf') {
+            push @err, "$set: last bucket is not +Inf";
+            next;
+        }
+
+        for my $i (1 .. $#b) {
+            my ($pl, $pv) = @{ $b[$i - 1] };
+            my ($l, $v) = @{ $b[$i] };
+            my $nl = $l eq '+Inf' ? 9**9**9 : $l;
+            push @err, "$set: le $l not above $pl" unless $nl > $pl;
+            push @err, "$set: bucket le=$l ($v) below le=$pl ($pv)"
+                unless $v >= $pv;
+        }
+
+        push @err, "$set: no _count" unless defined $h->{count};
+        push @err, "$set: no _sum" unless defined $h->{sum};
+        push @err, "$set: _count $h->{count} != +Inf bucket $b[-1][1]"
+            if defined $h->{count} && $h->{count} != $b[-1][1];
+    }
+
+    for my $f (@order) {
+        push @err, "family $f has no TYPE" unless $fams{$f}{type};
+        push @err, "family $f has no HELP" unless defined $fams{$f}{help};
+    }
+
+    return { samples => \%samples, errors => \@err, families => \@order,
+             meta => \%fams, histograms => \%hist, series => \@series };
+}
+
+# a sample value by name and labels, undef when absent
+sub sample {
+    my ($parsed, $name, %labels) = @_;
+    my @l = map { [$_, $labels{$_}] } keys %labels;
+    return $parsed->{samples}{ key_of($name, \@l) };
+}
+
+sub run_promtool {
+    my ($input, @args) = @_;
+
+    my $tmp = File::Temp->new(SUFFIX => '.prom');
+    binmode $tmp;
+    print $tmp $input;
+    close $tmp;
+
+    my $out = `promtool @args < $tmp 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# promtool check metrics: Prometheus' own parser and linter (text 0.0.4)
+sub promtool_text {
+    my ($body) = @_;
+    my ($rc, $out) = run_promtool($body, 'check', 'metrics');
+    return $rc == 0 ? 'ok' : "promtool check metrics ($rc): $out";
+}
+
+# Prometheus' OpenMetrics parser: promtool's backfill reads OpenMetrics and
+# wants timestamps, so every sample gets one
+sub promtool_openmetrics {
+    my ($body) = @_;
+
+    my $stamped = join '', map { /^#/ ? "$_\n" : "$_ 1\n" }
+                           split /\n/, $body;
+
+    my $tmp = File::Temp->new(SUFFIX => '.om');
+    binmode $tmp;
+    print $tmp $stamped;
+    close $tmp;
+
+    my $dir = File::Temp->newdir();
+    my $out = `promtool tsdb create-blocks-from openmetrics $tmp $dir 2>&1`;
+    my $rc = $? >> 8;
+
+    return 'ok' if $rc == 0 && $out !~ /error|invalid|expected/i;
+    return "promtool openmetrics ($rc): $out";
+}
+
+# every check on one body: the strict parser and promtool
+sub check_exposition {
+    my ($body, $format) = @_;
+
+    my $p = parse_exposition($body, $format);
+    my @err = @{ $p->{errors} };
+
+    my $pt = $format eq 'om' ? promtool_openmetrics($body)
+                             : promtool_text($body);
+    push @err, $pt if $pt ne 'ok';
+
+    return (\@err, $p);
+}
+
+1;

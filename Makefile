@@ -62,7 +62,8 @@ ifeq ($(NGINX_SRC),)
 	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 else
-	cd $(NGX_TREE) && ./configure $(NGX_CONFIGURE_FLAGS) $(NGX_EXTRA_FLAGS) \
+	cd $(NGX_TREE) && $$(test -x configure && echo ./configure \
+	    || echo auto/configure) $(NGX_CONFIGURE_FLAGS) $(NGX_EXTRA_FLAGS) \
 	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 endif

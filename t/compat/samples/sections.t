@@ -191,6 +191,7 @@ Content-Length: 6
 --- config
     location = /fake {
         proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/x;
+        proxy_http_version 1.0;
         proxy_set_header Host fake;
     }
 --- request

@@ -2372,11 +2372,11 @@ ngx_http_gw_auth_parse_pem(u_char *data, size_t len, ngx_pool_t *pool,
 {
     int                      type;
     BIO                     *bio;
-    char                     group[32];
-    size_t                   glen;
+    long                     n;
+    char                     group[32], *p;
+    size_t                   i, glen;
     EVP_PKEY                *pkey;
     ngx_uint_t               c, first;
-    unsigned long            e;
     ngx_http_gw_auth_key_t  *key, k;
 
     if (len > INT_MAX) {
@@ -2393,18 +2393,25 @@ ngx_http_gw_auth_parse_pem(u_char *data, size_t len, ngx_pool_t *pool,
     first = keys->nelts;
 
     for ( ;; ) {
+
+        /* stop when no PEM block is left */
+
+        n = BIO_get_mem_data(bio, &p);
+
+        for (i = 0; n > 0 && i + 10 < (size_t) n; i++) {
+            if (ngx_strncmp(p + i, "-----BEGIN", 10) == 0) {
+                break;
+            }
+        }
+
+        if (n <= 0 || i + 10 >= (size_t) n) {
+            break;
+        }
+
         pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 
         if (pkey == NULL) {
-            e = ERR_peek_last_error();
             ERR_clear_error();
-
-            if (ERR_GET_LIB(e) == ERR_LIB_PEM
-                && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
-            {
-                break;
-            }
-
             *err = "invalid PEM public key";
             goto failed;
         }

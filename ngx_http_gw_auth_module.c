@@ -25,7 +25,7 @@
 
 
 #define NGX_HTTP_GW_AUTH_TOKEN_MAX      8192
-#define NGX_HTTP_GW_AUTH_KEYS_SIZE      (1024 * 1024)
+#define NGX_HTTP_GW_AUTH_KEYS_SIZE      (256 * 1024)
 #define NGX_HTTP_GW_AUTH_KEYS_MAX       64
 #define NGX_HTTP_GW_AUTH_KID_MAX        256
 #define NGX_HTTP_GW_AUTH_FIELD_MAX      4096
@@ -181,6 +181,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_request_t            *request;
+    ngx_http_request_t            *subrequest;
     ngx_http_gw_auth_entry_t      *entry;
     ngx_buf_t                     *fetch_body;
     ngx_uint_t                     status;
@@ -190,6 +191,7 @@ typedef struct {
     ngx_int_t                      fetch_rc;
     unsigned                       fetching:1;
     unsigned                       fetch_done:1;
+    unsigned                       fetch_error:1;
 } ngx_http_gw_auth_ctx_t;
 
 
@@ -223,6 +225,8 @@ static ngx_int_t ngx_http_gw_auth_fetch_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_gw_auth_fetched(ngx_http_request_t *r,
     ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf);
+static ngx_int_t ngx_http_gw_auth_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 
 static ngx_http_gw_auth_entry_t *ngx_http_gw_auth_cache_lookup(
     ngx_http_gw_auth_keyring_t *kr, ngx_str_t *token, uint32_t hash);
@@ -465,6 +469,9 @@ ngx_module_t  ngx_http_gw_auth_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_http_output_body_filter_pt  ngx_http_next_body_filter;
 
 
 static ngx_http_variable_t  ngx_http_gw_auth_vars[] = {
@@ -1215,8 +1222,10 @@ ngx_http_gw_auth_fetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
     src->fetching = 1;
     src->attempt = ngx_current_msec;
 
+    ctx->subrequest = sr;
     ctx->fetching = 1;
     ctx->fetch_done = 0;
+    ctx->fetch_error = 0;
     ctx->fetch_body = NULL;
     ctx->source = i;
     ctx->fetched |= (ngx_uint_t) 1 << i;
@@ -1237,9 +1246,104 @@ ngx_http_gw_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     ctx->fetch_done = 1;
     ctx->fetch_rc = rc;
     ctx->fetch_status = r->headers_out.status;
-    ctx->fetch_body = r->out ? r->out->buf : NULL;
+
+    if (ctx->fetch_body == NULL && r->out) {
+        /* kept by the postpone filter: no body filter call reached us */
+        ctx->fetch_body = r->out->buf;
+    }
 
     return rc;
+}
+
+
+/*
+ * The key request's body is collected here, up to the key set size
+ * limit, rather than in the subrequest's in-memory buffer, so that
+ * subrequest_output_buffer_size does not limit key sets and a too large
+ * one is a clean 500.  The subrequest is still made "in memory", so its
+ * output can never reach the client.
+ */
+
+static ngx_int_t
+ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                   len, size;
+    ngx_buf_t               *b, *nb;
+    ngx_chain_t             *cl;
+    ngx_http_gw_auth_ctx_t  *ctx;
+
+    if (r == r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_gw_auth_get_ctx(r);
+
+    if (ctx == NULL || !ctx->fetching || ctx->subrequest != r) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!ngx_buf_in_memory(b)) {
+            if (ngx_buf_size(b)) {
+                ctx->fetch_error = 1;
+            }
+
+            b->file_pos = b->file_last;
+            continue;
+        }
+
+        len = b->last - b->pos;
+
+        if (len == 0 || ctx->fetch_error) {
+            b->pos = b->last;
+            continue;
+        }
+
+        nb = ctx->fetch_body;
+
+        if (nb == NULL || (size_t) (nb->end - nb->last) < len) {
+            size = nb ? 2 * (nb->end - nb->start) : 4096;
+
+            if (nb == NULL && r->headers_out.content_length_n > 0
+                && r->headers_out.content_length_n
+                   <= NGX_HTTP_GW_AUTH_KEYS_SIZE)
+            {
+                size = r->headers_out.content_length_n;
+            }
+
+            if (nb) {
+                size = ngx_max(size, (size_t) (nb->last - nb->pos) + len);
+            }
+
+            size = ngx_max(size, len);
+
+            if (size > NGX_HTTP_GW_AUTH_KEYS_SIZE) {
+                ctx->fetch_error = 1;
+                b->pos = b->last;
+                continue;
+            }
+
+            nb = ngx_create_temp_buf(r->pool, size);
+            if (nb == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (ctx->fetch_body) {
+                nb->last = ngx_cpymem(nb->last, ctx->fetch_body->pos,
+                                      ctx->fetch_body->last
+                                      - ctx->fetch_body->pos);
+            }
+
+            ctx->fetch_body = nb;
+        }
+
+        nb->last = ngx_cpymem(nb->last, b->pos, len);
+        b->pos = b->last;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1268,6 +1372,14 @@ ngx_http_gw_auth_fetched(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
     src = &src[ctx->source];
 
     src->fetching = 0;
+    ctx->subrequest = NULL;
+
+    if (ctx->fetch_error) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gw_auth: keys from \"%V\" too large, limit %uz bytes",
+                      &src->uri, (size_t) NGX_HTTP_GW_AUTH_KEYS_SIZE);
+        goto failed;
+    }
 
     b = ctx->fetch_body;
 
@@ -3337,9 +3449,7 @@ ngx_http_gw_auth_key_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len == 0 || (value[1].data[0] != '/'
-                              && value[1].data[0] != '@'))
-    {
+    if (value[1].len == 0 || value[1].data[0] != '/') {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid key request uri \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
@@ -3553,6 +3663,9 @@ ngx_http_gw_auth_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_gw_auth_handler;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_gw_auth_body_filter;
 
     return NGX_OK;
 }

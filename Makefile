@@ -90,10 +90,10 @@ FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
 FUZZ_TIME ?= 60
 FUZZ_CC ?= clang
 FUZZ_INCS := $(addprefix -I$(NGX_TREE)/,objs src/core src/event \
-    src/event/modules src/os/unix src/http src/http/modules)
+    src/event/modules src/os/unix src/http src/http/modules src/http/v2)
 FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_LIBS := -ljwt -ljansson -lhiredis -lcrypto \
+FUZZ_LIBS := -ljwt -ljansson -lhiredis -lcrypto -no-pie \
     -Wl,--unresolved-symbols=ignore-all
 
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \

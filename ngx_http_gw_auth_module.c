@@ -1804,8 +1804,10 @@ ngx_http_gw_auth_parse_token(ngx_str_t *token, ngx_pool_t *pool,
         goto invalid;
     }
 
-    /* "jku", "x5u", "jwk", "x5c" are ignored: keys are never taken from
-     * the token itself */
+    /*
+     * "jku", "x5u", "jwk" and "x5c" are ignored: keys are never taken
+     * from the token itself
+     */
 
     v = json_object_get(t->header, "kid");
 

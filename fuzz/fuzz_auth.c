@@ -16,27 +16,29 @@ static ngx_log_t     ngx_fuzz_log;
 static ngx_pool_t   *ngx_fuzz_key_pool;
 static ngx_array_t  *ngx_fuzz_keys;
 
-/* public keys only: HS256 secret "h", RSA "r", P-256 "e", P-384 "e3",
- * P-521 "e5", Ed25519 "d" (the seed corpus was signed with them) */
+/*
+ * The verification keys: HS256 secret "h", RSA "r", P-256 "e", P-384
+ * "e3", P-521 "e5", Ed25519 "d"; the seed corpus was signed with them.
+ */
 
 static const char  ngx_fuzz_jwks[] =
-    "{\"keys\":[{\"k\":\"NhG9anf7e11-GgYXSTEyHO0-TxiikopFdC6ylbn3RQw\",\"kid\":"
-    "\"h\",\"kty\":\"oct\"},{\"e\":\"AQAB\",\"kid\":\"r\",\"kty\":\"RSA\",\"n\":\"qF9gfu6S26"
-    "WviO_s1Nee4sWR-8D5lffYGGmcdyF5cnp7cQ265cR15y6lvz9qbnVATr6WwR-SJv2J"
-    "ehmELJHD3xFwD-vtxuDI9CI-gFqf6WPMK9V11UgEqDYpx50kFK1a69v5-uUngEVH88"
-    "WN_vDxv84uz0V6Zl_EMy2f5FR2vogsUHURE-Hb6LB40NWNOx4NutSAQ7RqKfg8ljda"
-    "ZeIxTFUuu2Q2N8v0cz5O7n8s2vkmB_vaOWKmrnoh_hqxWVFHy-cfZqRIEHDdGlDBUP"
-    "x_oEBHl7n5pUttMIofU7oR2pvoTZYJcCW7zU2cstdq548RehvGydd3vzvbg4_QwzCe"
-    "iQ\"},{\"crv\":\"P-256\",\"kid\":\"e\",\"kty\":\"EC\",\"x\":\"_-4vlHmHnJpK-Foaa7WL"
-    "Af4_myGoOUQPLhPU8T4SG0I\",\"y\":\"WHLdfLWQ2ofuDAjEFcA9hNesHe3LirW8APbi"
-    "QbMGwts\"},{\"crv\":\"P-384\",\"kid\":\"e3\",\"kty\":\"EC\",\"x\":\"keS1uQrCs6ZwPR"
-    "bKFUP3KYN5rMfw88C3-kb182c9ZJq1xdRXoIGJ7j8hksah4FWK\",\"y\":\"11fsq4ckO"
-    "MSbd0bItRww8v2WkYhQS7k-kn_jIO6jPUQy2Tr5mOp9xdVurANSB_b5\"},{\"crv\":\""
-    "P-521\",\"kid\":\"e5\",\"kty\":\"EC\",\"x\":\"AT3PmdZmijKCHVvTsbjO5v4KMc-ga1Oz"
-    "9rofqM3gWl5SxEd0bAUov44V4lwujDqjzKo9PYQM73q_T09_vPlJfsA8\",\"y\":\"AXk"
-    "0dVQCuTNSeM_bGd6_EqiVMSExL7ijHFWkzVWb7EiaefWEE_HjnnWA2W0bg5RsfKeqt"
-    "ZRkXbHhsgzi-wlGgrH2\"},{\"crv\":\"Ed25519\",\"kid\":\"d\",\"kty\":\"OKP\",\"x\":\""
-    "x-1KWnYAqPv5XXDlpxCpEdU5PcjEeb97FDZxxLZrZrc\"}]}";
+    "{\"keys\":[{\"k\":\"NhG9anf7e11-GgYXSTEyHO0-TxiikopFdC6ylbn3RQw\",\"kid"
+    "\":\"h\",\"kty\":\"oct\"},{\"e\":\"AQAB\",\"kid\":\"r\",\"kty\":\"RSA\","
+    "\"n\":\"qF9gfu6S26WviO_s1Nee4sWR-8D5lffYGGmcdyF5cnp7cQ265cR15y6lvz9qbnVA"
+    "Tr6WwR-SJv2JehmELJHD3xFwD-vtxuDI9CI-gFqf6WPMK9V11UgEqDYpx50kFK1a69v5-uUn"
+    "gEVH88WN_vDxv84uz0V6Zl_EMy2f5FR2vogsUHURE-Hb6LB40NWNOx4NutSAQ7RqKfg8ljda"
+    "ZeIxTFUuu2Q2N8v0cz5O7n8s2vkmB_vaOWKmrnoh_hqxWVFHy-cfZqRIEHDdGlDBUPx_oEBH"
+    "l7n5pUttMIofU7oR2pvoTZYJcCW7zU2cstdq548RehvGydd3vzvbg4_QwzCeiQ\"},{\"crv"
+    "\":\"P-256\",\"kid\":\"e\",\"kty\":\"EC\",\"x\":\"_-4vlHmHnJpK-Foaa7WLAf"
+    "4_myGoOUQPLhPU8T4SG0I\",\"y\":\"WHLdfLWQ2ofuDAjEFcA9hNesHe3LirW8APbiQbMG"
+    "wts\"},{\"crv\":\"P-384\",\"kid\":\"e3\",\"kty\":\"EC\",\"x\":\"keS1uQrC"
+    "s6ZwPRbKFUP3KYN5rMfw88C3-kb182c9ZJq1xdRXoIGJ7j8hksah4FWK\",\"y\":\"11fsq"
+    "4ckOMSbd0bItRww8v2WkYhQS7k-kn_jIO6jPUQy2Tr5mOp9xdVurANSB_b5\"},{\"crv\":"
+    "\"P-521\",\"kid\":\"e5\",\"kty\":\"EC\",\"x\":\"AT3PmdZmijKCHVvTsbjO5v4K"
+    "Mc-ga1Oz9rofqM3gWl5SxEd0bAUov44V4lwujDqjzKo9PYQM73q_T09_vPlJfsA8\",\"y\""
+    ":\"AXk0dVQCuTNSeM_bGd6_EqiVMSExL7ijHFWkzVWb7EiaefWEE_HjnnWA2W0bg5RsfKeqt"
+    "ZRkXbHhsgzi-wlGgrH2\"},{\"crv\":\"Ed25519\",\"kid\":\"d\",\"kty\":\"OKP"
+    "\",\"x\":\"x-1KWnYAqPv5XXDlpxCpEdU5PcjEeb97FDZxxLZrZrc\"}]}";
 
 
 static void

@@ -1276,7 +1276,9 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    ctx = ngx_http_gw_auth_get_ctx(r);
+    /* while a key request runs, the main request's context is in place */
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_gw_auth_module);
 
     if (ctx == NULL || !ctx->fetching || ctx->subrequest != r) {
         return ngx_http_next_body_filter(r, in);

@@ -306,3 +306,24 @@ qr/gw_auth: (invalid keys from "[^"]+": too many keys|no keys available)/
  "gw_auth: no keys available\n"]
 --- no_error_log
 [alert]
+
+
+
+=== TEST 11: the key location redirects internally: the body is still caught
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_request /_moved;
+        try_files /.none @ok;
+    }
+
+    location = /_moved {
+        internal;
+        rewrite ^ /_jwks last;
+    }
+--- request
+GET /t
+--- more_headers eval
+"Authorization: Bearer " . main::tok('k1')
+--- response_body
+ok user-k1 ok

@@ -57,6 +57,8 @@ our @Attacks = (
     [ 'HS256 signed with the RSA modulus bytes',
       gw_token(decode_base64url(gw_jwk($K{r1})->{n}), 'HS256', \%C,
                { kid => 'r1' }), 'no key for alg' ],
+    [ 'HS512 with a 32-byte key (shorter than the hash)',
+      gw_token($K{h1}, 'HS512', \%C, { kid => 'h1' }), 'no key for alg' ],
     [ 'stripped signature', "$h.$p.", 'no signature' ],
     [ 'signature of another token', "$h.$p."
       . (split /\./, gw_token($K{r1}, 'RS256', { sub => 'bob' },

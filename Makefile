@@ -29,7 +29,8 @@ NGX_TARGET := build
 # extra configure flags for a full tree (the modules the suites use)
 NGX_CONFIGURE_FLAGS ?= --with-compat --with-debug --with-threads \
     --with-http_ssl_module --with-http_auth_request_module \
-    --with-http_stub_status_module --with-http_realip_module
+    --with-http_stub_status_module --with-http_realip_module \
+    --with-http_dav_module
 endif
 
 MODULE_SRCS := $(wildcard $(TOP)/ngx_http_gw_*.c $(TOP)/ngx_http_gw_*.h)
@@ -113,7 +114,7 @@ FUZZ_INCS := $(addprefix -I$(NGX_TREE)/,objs src/core src/event \
 FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -fno-pie -no-pie
-FUZZ_LIBS := -ljwt -ljansson -lhiredis -lcrypto \
+FUZZ_LIBS := -ljansson -lhiredis -lcrypto \
     -Wl,--unresolved-symbols=ignore-all
 
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \

@@ -512,4 +512,34 @@ ngx_shmtx_lock(ngx_shmtx_t *mtx)
 void
 ngx_shmtx_unlock(ngx_shmtx_t *mtx)
 {
+ * Only what the parsers format: "%L" (int64_t) and plain characters;
+ * anything else is a harness bug and aborts.
+ */
+
+u_char * ngx_cdecl
+ngx_sprintf(u_char *buf, const char *fmt, ...)
+{
+    va_list   args;
+    int64_t   v;
+
+    va_start(args, fmt);
+
+    while (*fmt) {
+        if (fmt[0] == '%' && fmt[1] == 'L') {
+            v = va_arg(args, int64_t);
+            buf += sprintf((char *) buf, "%lld", (long long) v);
+            fmt += 2;
+            continue;
+        }
+
+        if (*fmt == '%') {
+            abort();
+        }
+
+        *buf++ = (u_char) *fmt++;
+    }
+
+    va_end(args);
+
+    return buf;
 }

@@ -1,0 +1,378 @@
+# Key files: what is used, skipped or refused, inheritance, and the nginx -t
+# errors for bad keys and bad directive arguments.
+use Test::Nginx::Socket 'no_plan';
+use GwAuth;
+
+repeat_each(2);
+
+our $Now = time;
+our %K = (
+    r1  => gw_key('r1', 'rsa'),
+    r2  => gw_key('r2', 'rsa'),
+    enc => gw_key('enc', 'rsa'),
+    p256 => gw_key('p256', 'p256'),
+    small => gw_key('small', 'rsa1024'),
+);
+our %C = (sub => 'alice', exp => $Now + 600);
+
+sub tok { my ($k, $kid) = @_;
+          gw_token($K{$k}, 'RS256', \%C, defined $kid ? { kid => $kid } : {}) }
+
+our $Mixed = gw_jwks(
+    gw_jwk($K{enc}, kid => 'enc1', use => 'enc'),
+    gw_jwk($K{enc}, kid => 'enc2', key_ops => ['encrypt']),
+    gw_jwk($K{enc}, kid => 'enc3', alg => 'RSA-OAEP'),
+    { kty => 'AKP', kid => 'future', pub => 'AAAA' },
+    gw_jwk($K{r1}, kid => 'r1', use => 'sig', key_ops => ['verify']),
+);
+
+our $Short_oct = gw_jwks(gw_jwk(gw_key('o16', 'oct16'), kid => 'o'));
+our $Small_rsa = gw_jwks(gw_jwk($K{small}, kid => 's'));
+our $Bad_n = gw_jwks({ %{ gw_jwk($K{r1}) }, n => 'not base64url!' });
+our $Off_curve = gw_jwks({ %{ gw_jwk($K{p256}) },
+                           y => gw_jwk($K{p256})->{x} });
+our $Wrong_alg = gw_jwks(gw_jwk($K{p256}, alg => 'RS256'));
+our $Wrong_crv = gw_jwks(gw_jwk($K{p256}, alg => 'ES384'));
+our $Only_enc = gw_jwks(gw_jwk($K{enc}, use => 'enc'));
+our $Bad_pem = "-----BEGIN PUBLIC KEY-----\nAAAAnotakey\n-----END PUBLIC KEY-----\n";
+our $Private = $K{r1}->export_key_pem('private');
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->main_config) {
+        $block->set_value("main_config", "load_module "
+            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
+    }
+
+    if (!defined $block->error_log && !defined $block->no_error_log) {
+        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
+    }
+
+    if (defined $block->must_die && !defined $block->request) {
+        $block->set_value("request", "GET /t");
+    }
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: keys not for signatures, unknown kty and alg are skipped
+--- user_files eval
+">>> jwks.json\n$::Mixed\n"
+--- config
+    location /t {
+        gw_auth_jwt "api" token=$arg_t;
+        gw_auth_jwt_key_file ../html/jwks.json;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_header_kid\n";
+    }
+--- request eval
+["GET /t?t=" . main::tok('r1', 'r1'), "GET /t?t=" . main::tok('enc', 'enc1'),
+ "GET /t?t=" . main::tok('enc', 'enc2'), "GET /t?t=" . main::tok('enc', 'enc3'),
+ "GET /t?t=" . main::tok('enc')]
+--- error_code eval
+[200, 401, 401, 401, 401]
+
+
+
+=== TEST 2: key files of a location replace the inherited ones
+--- user_files eval
+">>> r1.pem\n" . GwAuth::gw_pem($::K{r1})
+. ">>> r2.pem\n" . GwAuth::gw_pem($::K{r2})
+--- config
+    gw_auth_jwt "api" token=$arg_t;
+    gw_auth_jwt_key_file ../html/r1.pem;
+
+    location /server {
+        try_files /.none @ok;
+    }
+
+    location /own {
+        gw_auth_jwt_key_file ../html/r2.pem;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok\n";
+    }
+--- request eval
+["GET /server?t=" . main::tok('r1'), "GET /server?t=" . main::tok('r2'),
+ "GET /own?t=" . main::tok('r1'), "GET /own?t=" . main::tok('r2')]
+--- error_code eval
+[200, 401, 401, 200]
+
+
+
+=== TEST 3: missing key file
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/nonexistent.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*open\(\) ".*nonexistent\.json" failed/
+
+
+
+=== TEST 4: not JSON, not PEM
+--- user_files
+>>> keys.json
+{"keys": [
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*keys\.json": invalid JSON/
+
+
+
+=== TEST 5: JSON without keys
+--- user_files
+>>> keys.json
+{"foo": 1}
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*keys\.json": no "keys" array/
+
+
+
+=== TEST 6: no usable signature key
+--- user_files eval
+">>> keys.json\n$::Only_enc\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": no usable signature keys/
+
+
+
+=== TEST 7: RSA modulus not base64url
+--- user_files eval
+">>> keys.json\n$::Bad_n\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": invalid "n" or "e" of an RSA key/
+
+
+
+=== TEST 8: RSA key under 2048 bits
+--- user_files eval
+">>> keys.json\n$::Small_rsa\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": RSA key is shorter than 2048 bits/
+
+
+
+=== TEST 9: HMAC key shorter than its hash
+--- user_files eval
+">>> keys.json\n$::Short_oct\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": oct key is shorter than its hash/
+
+
+
+=== TEST 10: EC point not on the curve
+--- user_files eval
+">>> keys.json\n$::Off_curve\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": invalid public key point/
+
+
+
+=== TEST 11: a JWK "alg" of another key type
+--- user_files eval
+">>> keys.json\n$::Wrong_alg\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": "alg" does not fit the key/
+
+
+
+=== TEST 12: a JWK "alg" of another curve
+--- user_files eval
+">>> keys.json\n$::Wrong_crv\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*": "alg" does not fit the key/
+
+
+
+=== TEST 13: bad PEM
+--- user_files eval
+">>> keys.pem\n$::Bad_pem"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.pem;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*keys\.pem": invalid PEM public key/
+
+
+
+=== TEST 14: a private key is not taken for a public key
+--- user_files eval
+">>> keys.pem\n$::Private"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.pem;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*keys\.pem": invalid PEM public key/
+
+
+
+=== TEST 15: empty key file
+--- user_files
+>>> keys.pem
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.pem;
+    }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid key file ".*keys\.pem": empty/
+
+
+
+=== TEST 16: token parameter that is not a variable
+--- config
+    location /t {
+        gw_auth_jwt "api" token=abc;
+    }
+--- must_die
+--- error_log
+invalid parameter "token=abc", expected "token=$variable"
+
+
+
+=== TEST 17: off with a parameter
+--- config
+    location /t {
+        gw_auth_jwt off token=$arg_t;
+    }
+--- must_die
+--- error_log
+"gw_auth_jwt" directive has an invalid parameter with "off"
+
+
+
+=== TEST 18: require: a value not starting with a variable, a bad error code
+--- config
+    location /t {
+        gw_auth_jwt_require admin;
+    }
+--- must_die
+--- error_log
+invalid value "admin", must start with a variable
+
+
+
+=== TEST 19: require: error=500
+--- config
+    location /t {
+        gw_auth_jwt_require $gw_jwt_claim_admin error=500;
+    }
+--- must_die
+--- error_log
+invalid parameter "error=500", expected error=401 or error=403
+
+
+
+=== TEST 20: claim_set only at the http level, with a $variable
+--- config
+    location /t {
+        gw_auth_jwt_claim_set $x sub;
+    }
+--- must_die
+--- error_log
+"gw_auth_jwt_claim_set" directive is not allowed here
+
+
+
+=== TEST 21: claim_set without "$"
+--- http_config
+    gw_auth_jwt_claim_set x sub;
+--- config
+    location /t {
+    }
+--- must_die
+--- error_log
+invalid variable name "x"
+
+
+
+=== TEST 22: key request that is not a uri
+--- config
+    location /t {
+        gw_auth_jwt_key_request jwks;
+    }
+--- must_die
+--- error_log
+invalid key request uri "jwks"
+
+
+
+=== TEST 23: bad time values
+--- config
+    location /t {
+        gw_auth_jwt_leeway soon;
+    }
+--- must_die
+--- error_log
+"gw_auth_jwt_leeway" directive invalid value

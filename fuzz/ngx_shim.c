@@ -512,6 +512,10 @@ ngx_shmtx_lock(ngx_shmtx_t *mtx)
 void
 ngx_shmtx_unlock(ngx_shmtx_t *mtx)
 {
+}
+
+
+/*
  * Only what the parsers format: "%L" (int64_t) and plain characters;
  * anything else is a harness bug and aborts.
  */

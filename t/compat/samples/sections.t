@@ -193,6 +193,7 @@ Content-Length: 6
         proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/x;
         proxy_http_version 1.0;
         proxy_set_header Host fake;
+        proxy_set_header Connection close;
     }
 --- request
 GET /fake

@@ -8,6 +8,7 @@ package GwTest;
 #       config  => "...",                # default --- config
 #       request => "GET /t",             # default --- request
 #       filter  => \&GwEcho::canon,      # default --- response_body_filters
+#       user_files => "...",            # default --- user_files
 #   ));
 #
 # Blocks that declare neither error_log nor no_error_log get
@@ -33,7 +34,7 @@ sub defaults {
             $block->set_value("main_config", load_modules(@{ $o{modules} }));
         }
 
-        for my $s (qw(config request http_config)) {
+        for my $s (qw(config request http_config user_files)) {
             if (defined $o{$s} && !defined $block->$s) {
                 $block->set_value($s, $o{$s});
             }

@@ -109,6 +109,13 @@ typedef struct {
 } ngx_http_gw_trace_ctx_t;
 
 
+/* the trace headers of a request, as found by ngx_http_gw_trace_scan() */
+#define NGX_HTTP_GW_TRACE_H_NONE        0
+#define NGX_HTTP_GW_TRACE_H_ID          1
+#define NGX_HTTP_GW_TRACE_H_PARENT      2
+#define NGX_HTTP_GW_TRACE_H_STATE       3
+
+
 typedef struct {
     ngx_table_elt_t            *first;
     ngx_uint_t                  count;
@@ -126,6 +133,11 @@ static ngx_http_gw_trace_ctx_t *ngx_http_gw_trace_create_ctx(
 static void ngx_http_gw_trace_cleanup(void *data);
 static ngx_int_t ngx_http_gw_trace_sampled(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf);
+static ngx_uint_t ngx_http_gw_trace_scan(ngx_http_request_t *r,
+    ngx_http_gw_trace_ctx_t *ctx, ngx_http_gw_trace_found_t *found,
+    ngx_str_t *states);
+static ngx_uint_t ngx_http_gw_trace_header_type(ngx_table_elt_t *h,
+    ngx_http_gw_trace_ctx_t *ctx);
 static ngx_int_t ngx_http_gw_trace_apply(ngx_http_request_t *r,
     ngx_http_gw_trace_ctx_t *ctx);
 static ngx_int_t ngx_http_gw_trace_set_header(ngx_http_request_t *r,
@@ -446,12 +458,10 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     u_char                       *p, id[16], rnd[24];
     ngx_str_t                     values[NGX_HTTP_GW_TRACESTATE_HEADERS];
     ngx_int_t                     sampled;
-    ngx_uint_t                    i, nstate, extract, id_valid, tp_valid;
-    ngx_list_part_t              *part;
-    ngx_table_elt_t              *h;
+    ngx_uint_t                    nstate, extract, id_valid, tp_valid;
     ngx_pool_cleanup_t           *cln;
     ngx_http_gw_trace_ctx_t      *ctx;
-    ngx_http_gw_trace_found_t     xid, tp;
+    ngx_http_gw_trace_found_t     xid, tp, found[4];
     ngx_http_gw_trace_state_t     ts;
     ngx_http_gw_trace_parent_t    parent;
 
@@ -474,62 +484,15 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     extract = (gtcf->context == NGX_HTTP_GW_TRACE_PROPAGATE
                || gtcf->context == NGX_HTTP_GW_TRACE_EXTRACT);
 
-    ngx_memzero(&xid, sizeof(ngx_http_gw_trace_found_t));
-    ngx_memzero(&tp, sizeof(ngx_http_gw_trace_found_t));
-    nstate = 0;
+    ngx_memzero(found, sizeof(found));
 
-    /*
-     * one pass over the request headers; a request that failed before its
-     * headers were parsed (a 400 on the request line) has an empty list
-     */
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; extract; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == ctx->header_hash
-            && h[i].key.len == ctx->header_lc.len
-            && ngx_strncmp(h[i].lowcase_key, ctx->header_lc.data,
-                           ctx->header_lc.len) == 0)
-        {
-            xid.first = xid.first ? xid.first : &h[i];
-            xid.count++;
-            continue;
-        }
-
-        if (h[i].hash == ngx_http_gw_traceparent_hash
-            && h[i].key.len == ngx_http_gw_traceparent_key.len
-            && ngx_strncmp(h[i].lowcase_key, "traceparent",
-                           ngx_http_gw_traceparent_key.len) == 0)
-        {
-            tp.first = tp.first ? tp.first : &h[i];
-            tp.count++;
-            continue;
-        }
-
-        if (h[i].hash == ngx_http_gw_tracestate_hash
-            && h[i].key.len == ngx_http_gw_tracestate_key.len
-            && ngx_strncmp(h[i].lowcase_key, "tracestate",
-                           ngx_http_gw_tracestate_key.len) == 0)
-        {
-            if (nstate < NGX_HTTP_GW_TRACESTATE_HEADERS) {
-                values[nstate] = h[i].value;
-            }
-
-            nstate++;
-        }
+    if (extract) {
+        (void) ngx_http_gw_trace_scan(r, ctx, found, values);
     }
+
+    xid = found[NGX_HTTP_GW_TRACE_H_ID];
+    tp = found[NGX_HTTP_GW_TRACE_H_PARENT];
+    nstate = found[NGX_HTTP_GW_TRACE_H_STATE].count;
 
     /* more than one traceparent or trace id header: trust neither copy */
 
@@ -684,25 +647,19 @@ ngx_http_gw_trace_sampled(ngx_http_request_t *r,
 
 
 /*
- * Writes the ids into the request headers proxied upstream.  The common
- * case edits or appends list elements in place; duplicates of our headers,
- * or a tracestate to drop, rebuild the list without them (pointers such as
- * r->headers_in.host keep pointing at the old, still valid elements).
+ * One pass over the request headers: the first element and the count of
+ * each trace header, the tracestate values (up to 32 of them) and the
+ * number of headers.  A request that failed before its headers were
+ * parsed (a 400 on the request line) has an empty list.
  */
 
-static ngx_int_t
-ngx_http_gw_trace_apply(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx)
+static ngx_uint_t
+ngx_http_gw_trace_scan(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx,
+    ngx_http_gw_trace_found_t *found, ngx_str_t *states)
 {
-    ngx_str_t                   tpv;
-    ngx_uint_t                  i, n, rebuild;
-    ngx_list_t                  headers;
-    ngx_list_part_t            *part;
-    ngx_table_elt_t            *h, *nh;
-    ngx_http_gw_trace_found_t   xid, tp, ts;
-
-    ngx_memzero(&xid, sizeof(ngx_http_gw_trace_found_t));
-    ngx_memzero(&tp, sizeof(ngx_http_gw_trace_found_t));
-    ngx_memzero(&ts, sizeof(ngx_http_gw_trace_found_t));
+    ngx_uint_t        i, n, type;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
 
     n = 0;
     part = &r->headers_in.headers.part;
@@ -722,28 +679,81 @@ ngx_http_gw_trace_apply(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx)
 
         n++;
 
-        if (h[i].key.len == ctx->header_lc.len
-            && ngx_strncmp(h[i].lowcase_key, ctx->header_lc.data,
-                           ctx->header_lc.len) == 0)
-        {
-            xid.first = xid.first ? xid.first : &h[i];
-            xid.count++;
+        type = ngx_http_gw_trace_header_type(&h[i], ctx);
 
-        } else if (h[i].key.len == ngx_http_gw_traceparent_key.len
-                   && ngx_strncmp(h[i].lowcase_key, "traceparent",
-                                  ngx_http_gw_traceparent_key.len) == 0)
-        {
-            tp.first = tp.first ? tp.first : &h[i];
-            tp.count++;
-
-        } else if (h[i].key.len == ngx_http_gw_tracestate_key.len
-                   && ngx_strncmp(h[i].lowcase_key, "tracestate",
-                                  ngx_http_gw_tracestate_key.len) == 0)
-        {
-            ts.first = ts.first ? ts.first : &h[i];
-            ts.count++;
+        if (type == NGX_HTTP_GW_TRACE_H_NONE) {
+            continue;
         }
+
+        if (type == NGX_HTTP_GW_TRACE_H_STATE && states
+            && found[type].count < NGX_HTTP_GW_TRACESTATE_HEADERS)
+        {
+            states[found[type].count] = h[i].value;
+        }
+
+        if (found[type].first == NULL) {
+            found[type].first = &h[i];
+        }
+
+        found[type].count++;
     }
+
+    return n;
+}
+
+
+static ngx_uint_t
+ngx_http_gw_trace_header_type(ngx_table_elt_t *h, ngx_http_gw_trace_ctx_t *ctx)
+{
+    if (h->hash == ctx->header_hash
+        && h->key.len == ctx->header_lc.len
+        && ngx_strncmp(h->lowcase_key, ctx->header_lc.data, h->key.len) == 0)
+    {
+        return NGX_HTTP_GW_TRACE_H_ID;
+    }
+
+    if (h->hash == ngx_http_gw_traceparent_hash
+        && h->key.len == ngx_http_gw_traceparent_key.len
+        && ngx_strncmp(h->lowcase_key, "traceparent", h->key.len) == 0)
+    {
+        return NGX_HTTP_GW_TRACE_H_PARENT;
+    }
+
+    if (h->hash == ngx_http_gw_tracestate_hash
+        && h->key.len == ngx_http_gw_tracestate_key.len
+        && ngx_strncmp(h->lowcase_key, "tracestate", h->key.len) == 0)
+    {
+        return NGX_HTTP_GW_TRACE_H_STATE;
+    }
+
+    return NGX_HTTP_GW_TRACE_H_NONE;
+}
+
+
+/*
+ * Writes the ids into the request headers proxied upstream.  The common
+ * case edits or appends list elements in place; duplicates of our headers,
+ * or a tracestate to drop, rebuild the list without them (pointers such as
+ * r->headers_in.host keep pointing at the old, still valid elements).
+ */
+
+static ngx_int_t
+ngx_http_gw_trace_apply(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx)
+{
+    ngx_str_t                   tpv;
+    ngx_uint_t                  i, n, rebuild;
+    ngx_list_t                  headers;
+    ngx_list_part_t            *part;
+    ngx_table_elt_t            *h, *nh;
+    ngx_http_gw_trace_found_t   xid, tp, ts, found[4];
+
+    ngx_memzero(found, sizeof(found));
+
+    n = ngx_http_gw_trace_scan(r, ctx, found, NULL);
+
+    xid = found[NGX_HTTP_GW_TRACE_H_ID];
+    tp = found[NGX_HTTP_GW_TRACE_H_PARENT];
+    ts = found[NGX_HTTP_GW_TRACE_H_STATE];
 
     rebuild = (xid.count > 1 || tp.count > 1 || ts.count > 1
                || (ts.count && ctx->tracestate.len == 0));
@@ -773,15 +783,8 @@ ngx_http_gw_trace_apply(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx)
                 i = 0;
             }
 
-            if ((h[i].key.len == ctx->header_lc.len
-                 && ngx_strncmp(h[i].lowcase_key, ctx->header_lc.data,
-                                ctx->header_lc.len) == 0)
-                || (h[i].key.len == ngx_http_gw_traceparent_key.len
-                    && ngx_strncmp(h[i].lowcase_key, "traceparent",
-                                   ngx_http_gw_traceparent_key.len) == 0)
-                || (h[i].key.len == ngx_http_gw_tracestate_key.len
-                    && ngx_strncmp(h[i].lowcase_key, "tracestate",
-                                   ngx_http_gw_tracestate_key.len) == 0))
+            if (ngx_http_gw_trace_header_type(&h[i], ctx)
+                != NGX_HTTP_GW_TRACE_H_NONE)
             {
                 continue;
             }

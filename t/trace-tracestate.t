@@ -9,24 +9,10 @@ use Test::Nginx::Socket 'no_plan';
 
 GwEcho::start();
 
-@GwEcho::KEEP = qw(4bf92f3577b34da6a3ce929d0e0e4736 00f067aa0ba902b7
-                   12345678901234567890123456789012 1234567890123456);
-
 repeat_each(2);
 no_shuffle();
 
-my $defaults = GwTest::defaults(
-    modules => ['trace'],
-    request => "GET /t",
-    filter  => \&GwEcho::canon,
-    config  => <<'_EOC_');
-    location /t {
-        gw_trace on;
-        proxy_set_header X-Gw-Vars
-            "tid=$gw_trace_id span=$gw_span_id parent=$gw_parent_span_id sampled=$gw_trace_sampled";
-        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
-    }
-_EOC_
+my $defaults = GwTest::defaults(GwEcho::trace_defaults());
 
 add_block_preprocessor(sub { $defaults->(@_) });
 

@@ -124,6 +124,31 @@ sub canon {
 }
 
 
+# The defaults of the gw_trace suites (for GwTest::defaults): GET /t on a
+# location that traces and proxies to the echo backend, telling it the
+# request's variables in X-Gw-Vars, the echo reduced by canon().
+
+our @TRACE_IDS = qw(4bf92f3577b34da6a3ce929d0e0e4736 00f067aa0ba902b7
+                    12345678901234567890123456789012 1234567890123456);
+
+sub trace_defaults {
+    @KEEP = @TRACE_IDS;
+
+    return (
+        modules => ['trace'],
+        request => "GET /t",
+        filter  => \&canon,
+        config  => <<'_EOC_');
+    location /t {
+        gw_trace on;
+        proxy_set_header X-Gw-Vars
+            "tid=$gw_trace_id span=$gw_span_id parent=$gw_parent_span_id sampled=$gw_trace_sampled";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
+    }
+_EOC_
+}
+
+
 END {
     local $?;
 

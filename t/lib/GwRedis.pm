@@ -29,15 +29,55 @@ sub free_port {
 # One command, one reply: scalar, array ref, or { error => "..." }.
 sub command {
     my ($port, @args) = @_;
+    return commands($port, \@args);
+}
+
+# Several commands on one connection (AUTH, SELECT, ...): the last reply.
+sub commands {
+    my ($port, @cmds) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                                   Timeout => 2)
         or die "redis on port $port: $!";
-    my $req = '*' . scalar(@args) . "\r\n";
-    $req .= '$' . length($_) . "\r\n$_\r\n" for @args;
-    print $s $req;
-    my $reply = read_reply($s);
+    my $reply;
+    for my $args (@cmds) {
+        my $req = '*' . scalar(@$args) . "\r\n";
+        $req .= '$' . length($_) . "\r\n$_\r\n" for @$args;
+        print $s $req;
+        $reply = read_reply($s);
+    }
     close $s;
     return $reply;
+}
+
+# A listener that completes TCP handshakes (the kernel does) but never
+# accepts, reads or answers: a stuck server.
+sub black_hole {
+    my $port = shift;
+    my $s = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
+                                  LocalPort => $port, ReuseAddr => 1)
+        or die "black hole on $port: $!";
+    return $s;
+}
+
+# Sends a request and closes the connection after $secs, without reading.
+sub http_abort {
+    my ($port, $path, $secs) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Timeout => 5)
+        or die "connect to $port: $!";
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    sleep $secs;
+    close $s;
+}
+
+# How many lines of the test nginx's error log match $re.
+sub count_log {
+    my $re = shift;
+    my $root = $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+    open my $fh, '<', "$root/logs/error.log" or return 0;
+    my $n = grep { /$re/ } <$fh>;
+    close $fh;
+    return $n;
 }
 
 sub read_reply {
@@ -84,8 +124,9 @@ sub wait_port {
 sub start_redis {
     my (%o) = @_;
     my $port = $o{port} or die "start_redis: no port";
-    my $dir = "$ENV{TEST_NGINX_REDIS_TMP}/redis-$port";
-    $dir = "/tmp/gw-redis-$$-$port" unless $ENV{TEST_NGINX_REDIS_TMP};
+    my $dir = $ENV{TEST_NGINX_REDIS_TMP}
+              ? "$ENV{TEST_NGINX_REDIS_TMP}/redis-$port"
+              : "/tmp/gw-redis-$$-$port";
     make_path($dir);
     my @args = ('--bind', '127.0.0.1', '--port', $port, '--save', '',
                 '--appendonly', 'no', '--dir', $dir, '--daemonize', 'no',
@@ -123,18 +164,23 @@ sub stop {
     @Children = grep { $_ != $pid } @Children;
 }
 
-# A second nginx instance: its own prefix and config, daemon off, no
-# master.  The config text gets the usual main-level lines prepended.
+# A second nginx instance: its own prefix and config, daemon off, a master
+# when it has several workers.  main (load_module) goes first, then the
+# usual main-level lines, then config (events, http).
 sub start_nginx {
     my (%o) = @_;
     my $dir = $o{prefix} or die "start_nginx: no prefix";
     remove_tree($dir);
     make_path("$dir/conf", "$dir/logs", "$dir/html");
     open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
-    print $fh "daemon off;\nmaster_process off;\nworker_processes 1;\n",
+    my $workers = $o{workers} || 1;
+    my $master = $workers > 1 ? 'on' : 'off';
+    print $fh $o{main} // '', "\n",
+              "daemon off;\nmaster_process $master;\n",
+              "worker_processes $workers;\n",
               "pid $dir/logs/nginx.pid;\n",
               "error_log $dir/logs/error.log info;\n",
-              "events { worker_connections 256; }\n", $o{config};
+              $o{config};
     close $fh;
     my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
     my $pid = fork;
@@ -182,7 +228,8 @@ sub http_get {
 END {
     if ($$ == $Owner) {
         my $rc = $?;
-        stop($_) for @Children;
+        my @pids = @Children;
+        stop($_) for @pids;
         $? = $rc;
     }
 }

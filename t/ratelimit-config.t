@@ -41,7 +41,8 @@ __DATA__
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*unknown gw_ratelimit zone "two" in \S+nginx\.conf:\d+/
+[qr/\[emerg\] .*unknown gw_ratelimit zone "two" in \S+nginx\.conf:\d+/,
+ "[emerg]"]
 
 
 

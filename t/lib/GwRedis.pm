@@ -62,9 +62,7 @@ sub black_hole {
 # Sends a request and closes the connection after $secs, without reading.
 sub http_abort {
     my ($port, $path, $secs) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Timeout => 5)
-        or die "connect to $port: $!";
+    my $s = connect_http($port);
     print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
     sleep $secs;
     close $s;
@@ -195,14 +193,27 @@ sub start_nginx {
     return $pid;
 }
 
+# A connection to a test nginx, which may still be starting (under
+# valgrind the test server listens late).
+sub connect_http {
+    my $port = shift;
+    for (1 .. 200) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 5);
+        return $s if $s;
+        die "connect to $port: $!" unless $!{ECONNREFUSED};
+        sleep 0.05;
+    }
+    die "connect to $port: nothing listens";
+}
+
 # GET over a fresh connection.  Returns a hash: status, headers (lower
 # case names), body, secs.
 sub http_get {
     my ($port, $path, %h) = @_;
     my $t0 = time;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Timeout => 5)
-        or die "connect to $port: $!";
+    my $s = connect_http($port);
+    $t0 = time;
     my $req = "GET $path HTTP/1.0\r\nHost: localhost\r\n";
     $req .= "$_: $h{$_}\r\n" for sort keys %h;
     print $s "$req\r\n";

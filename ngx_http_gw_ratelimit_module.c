@@ -222,6 +222,8 @@ static ngx_int_t ngx_http_gw_ratelimit_number(ngx_str_t *value, size_t skip,
 static ngx_int_t ngx_http_gw_ratelimit_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_ratelimit_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_ratelimit_init_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
+    ngx_http_gw_ratelimit_main_conf_t *gmcf);
 static void ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle);
 
 
@@ -597,6 +599,12 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
     cmd = NULL;
 
+    if (gmcf->conn == NULL && ngx_process == NGX_PROCESS_SINGLE) {
+        /* master_process off and reloaded: init_process does not run */
+        (void) ngx_http_gw_ratelimit_init_worker((ngx_cycle_t *) ngx_cycle,
+                                                 gmcf);
+    }
+
     if (gmcf->conn != NULL) {
         cmd = ngx_http_gw_redis_send(gmcf->conn, ctx->argc, ctx->argv,
                                      ctx->argvlen, ngx_http_gw_ratelimit_reply,
@@ -623,6 +631,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
         ngx_http_gw_redis_detach(cmd);
         ctx->cmd = NULL;
+        ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -2693,7 +2702,6 @@ ngx_http_gw_ratelimit_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_gw_ratelimit_init_process(ngx_cycle_t *cycle)
 {
-    u_char                             *p;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -2708,6 +2716,16 @@ ngx_http_gw_ratelimit_init_process(ngx_cycle_t *cycle)
     if (gmcf == NULL || gmcf->zones.nelts == 0) {
         return NGX_OK;
     }
+
+    return ngx_http_gw_ratelimit_init_worker(cycle, gmcf);
+}
+
+
+static ngx_int_t
+ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
+    ngx_http_gw_ratelimit_main_conf_t *gmcf)
+{
+    u_char  *p;
 
     /* sliding window members: unique across workers and instances */
 

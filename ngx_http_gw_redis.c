@@ -549,7 +549,9 @@ ngx_http_gw_redis_read_handler(ngx_event_t *rev)
 
     if (!(ac->c.flags & REDIS_CONNECTED)) {
         /* completes (or fails) the connect, may free the context */
+        redis->writing = 1;
         redisAsyncHandleWrite(ac);
+        redis->writing = 0;
         return;
     }
 
@@ -666,7 +668,10 @@ ngx_http_gw_redis_write_handler(ngx_event_t *wev)
     redis = c->data;
 
     /* completes the connect first if needed; may free the context */
+
+    redis->writing = 1;
     redisAsyncHandleWrite(redis->ac);
+    redis->writing = 0;
 }
 
 
@@ -720,6 +725,22 @@ ngx_http_gw_redis_add_write(void *privdata)
     c = redis->connection;
 
     if (c == NULL || c->write->active) {
+        return;
+    }
+
+    /*
+     * A new command on a connected socket: write at the end of this event
+     * loop iteration, with whatever else the iteration queued, rather than
+     * wait for the iteration that reports the socket writable.  Only while
+     * connecting, or when the socket did not take everything, is a write
+     * event needed.
+     */
+
+    if (redis->connected && !redis->writing) {
+        if (!c->write->posted) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+
         return;
     }
 

@@ -91,6 +91,7 @@ struct ngx_http_gw_redis_s {
     unsigned                      connected:1;
     unsigned                      alive:1;     /* a good reply came back */
     unsigned                      dispatching:1;
+    unsigned                      writing:1;
     unsigned                      close_requested:1;
     unsigned                      exiting:1;
 };

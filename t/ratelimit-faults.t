@@ -343,7 +343,73 @@ no reply within 150 ms
 
 
 
-=== TEST 10: Redis restarts: the worker reconnects by itself
+=== TEST 10: connect() that never completes: connect_timeout
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_HOLE_PORT timeout=2s
+                       connect_timeout=150ms;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        add_header X-RL $gw_ratelimit_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "ok\n";
+    }
+--- init
+my $hole = GwRedis::syn_hole($ENV{TEST_NGINX_GWRL_HOLE_PORT});
+my %r = main::get("/t?c=a");
+Test::More::is($r{headers}{'x-rl'}, "ERROR", "no connection: ERROR");
+Test::More::cmp_ok($r{secs}, '>=', 0.14, "waited for connect_timeout");
+Test::More::cmp_ok($r{secs}, '<', 1 * $main::Slow,
+                   "not for the 2 s command timeout");
+%r = main::get("/t?c=a");
+Test::More::cmp_ok($r{secs}, '<', 0.1 * $main::Slow,
+                   "backing off: no wait");
+close $_ for @$hole;
+--- request
+GET /t
+--- error_code: 200
+--- error_log
+connect timed out after 150 ms
+
+
+
+=== TEST 11: connecting outlasts a request's deadline: that request fails,
+the connection attempt goes on
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_HOLE_PORT timeout=100ms
+                       connect_timeout=1s;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        add_header X-RL $gw_ratelimit_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "ok\n";
+    }
+--- init
+my $hole = GwRedis::syn_hole($ENV{TEST_NGINX_GWRL_HOLE_PORT});
+my %r = main::get("/t?c=a");
+Test::More::is($r{headers}{'x-rl'}, "ERROR", "slow connect: ERROR");
+Test::More::cmp_ok($r{secs}, '<', 0.5 * $main::Slow,
+                   "after the request's 100 ms, not the 1 s connect");
+%r = main::get("/t?c=a");
+Test::More::is($r{headers}{'x-rl'}, "ERROR", "still connecting: ERROR");
+Time::HiRes::sleep(1.1);
+close $_ for @$hole;
+--- request
+GET /t
+--- error_code: 200
+--- error_log
+not connected within 100 ms
+
+
+
+=== TEST 12: Redis restarts: the worker reconnects by itself
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_OWN_PORT timeout=1s;
     gw_ratelimit_zone $arg_c zone=z rate=2r/m algorithm=sliding_window;
@@ -398,7 +464,7 @@ connect failed: Connection refused
 
 
 
-=== TEST 11: Redis paused past the deadline, then back
+=== TEST 13: Redis paused past the deadline, then back
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_OWN_PORT timeout=100ms;
     gw_ratelimit_zone $arg_c zone=z rate=10r/m algorithm=sliding_window;
@@ -434,7 +500,7 @@ no reply within 100 ms, closing the connection
 
 
 
-=== TEST 12: a client leaves while its decision is pending
+=== TEST 14: a client leaves while its decision is pending
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_OWN_PORT timeout=2s;
     gw_ratelimit_zone $arg_c zone=z rate=10r/m algorithm=sliding_window;
@@ -476,7 +542,7 @@ X-RL: PASSED
 
 
 
-=== TEST 13: a client leaves, then its deadline passes (stuck Redis)
+=== TEST 15: a client leaves, then its deadline passes (stuck Redis)
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_HOLE_PORT timeout=200ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -508,7 +574,7 @@ no reply within 200 ms
 
 
 
-=== TEST 14: wrong password: ERROR, the AUTH failure logged
+=== TEST 16: wrong password: ERROR, the AUTH failure logged
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT password=wrong;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -534,7 +600,7 @@ wrong"
 
 
 
-=== TEST 15: no password for a server that requires one
+=== TEST 17: no password for a server that requires one
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -555,7 +621,7 @@ NOAUTH
 
 
 
-=== TEST 16: the right password, db= selects the database
+=== TEST 18: the right password, db= selects the database
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT
                        password=gw-secret db=3;
@@ -591,7 +657,7 @@ X-RL: REJECTED
 
 
 
-=== TEST 17: Redis 6 ACL form: user= and password=
+=== TEST 19: Redis 6 ACL form: user= and password=
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT
                        user=gateway password=gw-acl-pass;
@@ -619,7 +685,7 @@ X-RL: PASSED
 
 
 
-=== TEST 18: an ACL user without the right to load scripts: ERROR, logged
+=== TEST 20: an ACL user without the right to load scripts: ERROR, logged
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT
                        user=weak password=weak-pass;
@@ -647,7 +713,7 @@ qr/SCRIPT LOAD failed: "NOPERM/
 
 
 
-=== TEST 19: errors are logged at most once a second, not per request
+=== TEST 21: errors are logged at most once a second, not per request
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_AUTH_PORT
                        user=notime password=notime-pass;
@@ -688,7 +754,7 @@ qr/script failed/
 
 
 
-=== TEST 20: SCRIPT FLUSH: NOSCRIPT is answered by sending the script
+=== TEST 22: SCRIPT FLUSH: NOSCRIPT is answered by sending the script
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s;
     gw_ratelimit_zone $arg_c zone=z rate=2r/m algorithm=sliding_window;
@@ -723,7 +789,7 @@ GET /t?c=other
 
 
 
-=== TEST 21: garbage instead of RESP: ERROR, connection dropped
+=== TEST 23: garbage instead of RESP: ERROR, connection dropped
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -751,7 +817,7 @@ invalid reply: Protocol error
 
 
 
-=== TEST 22: more replies than commands: ERROR, no abort()
+=== TEST 24: more replies than commands: ERROR, no abort()
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -779,7 +845,7 @@ invalid reply: Protocol error
 
 
 
-=== TEST 23: a well-formed but wrong script reply is not believed
+=== TEST 25: a well-formed but wrong script reply is not believed
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -803,7 +869,7 @@ unexpected script reply
 
 
 
-=== TEST 24: an error reply is logged sanitized and bounded
+=== TEST 26: an error reply is logged sanitized and bounded
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -831,7 +897,7 @@ qr/script failed: "ERR evil\?\[31m\?quotex{100}/
 
 
 
-=== TEST 25: a huge array or string from the peer is refused, not buffered
+=== TEST 27: a huge array or string from the peer is refused, not buffered
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -857,7 +923,7 @@ invalid reply: Out of memory
 
 
 
-=== TEST 26: an endless bulk string is cut off at 64k
+=== TEST 28: an endless bulk string is cut off at 64k
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;

@@ -9,6 +9,8 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR
+              sockaddr_in inet_aton);
 use IO::Select;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
@@ -57,6 +59,23 @@ sub black_hole {
                                   LocalPort => $port, ReuseAddr => 1)
         or die "black hole on $port: $!";
     return $s;
+}
+
+# A listener whose accept queue is full: connect() never completes (the
+# kernel drops the SYNs), like an unreachable host.  Keep the returned
+# sockets open as long as needed.
+sub syn_hole {
+    my $port = shift;
+    socket(my $l, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    setsockopt($l, SOL_SOCKET, SO_REUSEADDR, 1);
+    bind($l, sockaddr_in($port, inet_aton('127.0.0.1')))
+        or die "bind $port: $!";
+    listen($l, 0) or die "listen: $!";
+    my $filler = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                       PeerPort => $port, Timeout => 2)
+        or die "fill the accept queue of $port: $!";
+    sleep 0.05;
+    return [$l, $filler];
 }
 
 # Sends a request and closes the connection after $secs, without reading.

@@ -1,0 +1,1056 @@
+
+/*
+ * nginx-gw: hiredis async API driven by nginx events.
+ *
+ * hiredis connects (non-blocking, to a numeric address or a unix socket, so
+ * no name lookup happens in a worker), formats and queues commands, writes
+ * them and parses replies.  nginx owns the socket's events and the timers.
+ * Replies are dispatched here rather than in redisProcessCallbacks(): in
+ * hiredis 0.14 that function assert()s, i.e. aborts the worker, when a
+ * reply arrives that no command asked for, which a misbehaving or hostile
+ * peer can trigger at will.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_http_gw_redis.h"
+
+
+static ngx_int_t ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis);
+static void ngx_http_gw_redis_close(ngx_http_gw_redis_t *redis);
+static void ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis);
+static void ngx_http_gw_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_gw_redis_cmd_timeout(ngx_event_t *ev);
+static void ngx_http_gw_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_gw_redis_read_handler(ngx_event_t *rev);
+static void ngx_http_gw_redis_write_handler(ngx_event_t *wev);
+
+static void ngx_http_gw_redis_add_read(void *privdata);
+static void ngx_http_gw_redis_del_read(void *privdata);
+static void ngx_http_gw_redis_add_write(void *privdata);
+static void ngx_http_gw_redis_del_write(void *privdata);
+static void ngx_http_gw_redis_cleanup(void *privdata);
+
+static void *ngx_http_gw_redis_create_string(const redisReadTask *task,
+    char *str, size_t len);
+static void *ngx_http_gw_redis_create_array(const redisReadTask *task,
+    int elements);
+static void *ngx_http_gw_redis_create_integer(const redisReadTask *task,
+    long long value);
+static void *ngx_http_gw_redis_create_nil(const redisReadTask *task);
+static redisReply *ngx_http_gw_redis_reply_object(int type);
+static ngx_int_t ngx_http_gw_redis_link(const redisReadTask *task,
+    redisReply *r);
+
+
+redisReplyObjectFunctions  ngx_http_gw_redis_reply_functions = {
+    ngx_http_gw_redis_create_string,
+    ngx_http_gw_redis_create_array,
+    ngx_http_gw_redis_create_integer,
+    ngx_http_gw_redis_create_nil,
+    freeReplyObject
+};
+
+
+ngx_http_gw_redis_t *
+ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf)
+{
+    ngx_http_gw_redis_t  *redis;
+
+    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_gw_redis_t));
+    if (redis == NULL) {
+        return NULL;
+    }
+
+    redis->conf = conf;
+    redis->log = cycle->log;
+
+    redis->connect_timer.handler = ngx_http_gw_redis_connect_timeout;
+    redis->connect_timer.data = redis;
+    redis->connect_timer.log = cycle->log;
+    redis->connect_timer.cancelable = 1;
+
+    return redis;
+}
+
+
+void
+ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis)
+{
+    redisCallback            *cb;
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    redis->exiting = 1;
+
+    if (redis->ac == NULL) {
+        return;
+    }
+
+    /* nobody waits for these any more: no handler runs on the way out */
+
+    for (cb = redis->ac->replies.head; cb; cb = cb->next) {
+        if (cb->fn != ngx_http_gw_redis_cmd_reply) {
+            continue;
+        }
+
+        cmd = cb->privdata;
+        cmd->data = NULL;
+
+        if (cmd->timer.timer_set) {
+            ngx_del_timer(&cmd->timer);
+        }
+    }
+
+    redisAsyncFree(redis->ac);
+}
+
+
+ngx_http_gw_redis_cmd_t *
+ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, int argc,
+    const char **argv, const size_t *argvlen,
+    ngx_http_gw_redis_handler_pt handler, void *data)
+{
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    if (redis->exiting) {
+        return NULL;
+    }
+
+    if (redis->ac == NULL) {
+
+        if ((ngx_msec_int_t) (redis->retry_at - ngx_current_msec) > 0) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                           "gw redis: backing off");
+            return NULL;
+        }
+
+        if (ngx_http_gw_redis_connect(redis) != NGX_OK) {
+            return NULL;
+        }
+    }
+
+    if (redis->pending >= NGX_HTTP_GW_REDIS_MAX_PENDING) {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": %ui commands "
+                                    "in flight, failing fast",
+                                    &redis->conf->name, redis->pending);
+        return NULL;
+    }
+
+    cmd = redis->free;
+
+    if (cmd != NULL) {
+        redis->free = cmd->next;
+
+    } else {
+        cmd = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_gw_redis_cmd_t));
+        if (cmd == NULL) {
+            return NULL;
+        }
+
+        cmd->redis = redis;
+        cmd->timer.handler = ngx_http_gw_redis_cmd_timeout;
+        cmd->timer.data = cmd;
+        cmd->timer.log = redis->log;
+
+        redis->allocated++;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+    cmd->next = NULL;
+    cmd->resent = 0;
+
+    if (redisAsyncCommandArgv(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        cmd->data = NULL;
+        cmd->next = redis->free;
+        redis->free = cmd;
+        return NULL;
+    }
+
+    redis->pending++;
+
+    ngx_add_timer(&cmd->timer, redis->conf->timeout);
+
+    return cmd;
+}
+
+
+ngx_int_t
+ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_http_gw_redis_t  *redis;
+
+    redis = cmd->redis;
+
+    if (redis->ac == NULL || redis->close_requested || redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (redisAsyncCommandArgv(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the deadline stays the one of the first attempt */
+
+    redis->pending++;
+    cmd->resent = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_gw_redis_detach(ngx_http_gw_redis_cmd_t *cmd)
+{
+    /*
+     * The command stays queued in hiredis until its reply (discarded) or
+     * the connection's end; its timer keeps running, since a deadline miss
+     * says something about the connection whoever waits for the reply.
+     */
+
+    cmd->data = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
+{
+    int                        argc;
+    size_t                     argvlen[3];
+    const char                *argv[3];
+    ngx_connection_t          *c;
+    redisAsyncContext         *ac;
+    ngx_http_gw_redis_conf_t  *conf;
+
+    conf = redis->conf;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "gw redis: connecting to \"%V\"", &conf->name);
+
+    /* host is NUL-terminated: a numeric address or a unix socket path */
+
+    if (conf->port == 0) {
+        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+
+    } else {
+        ac = redisAsyncConnect((const char *) conf->host.data,
+                               (int) conf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": "
+                                    "could not allocate a context",
+                                    &conf->name);
+        goto failed;
+    }
+
+    if (ac->err) {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": "
+                                    "connect failed: %s",
+                                    &conf->name, ac->errstr);
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c = ngx_get_connection(ac->c.fd, redis->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c->data = redis;
+    c->log = redis->log;
+    c->read->log = redis->log;
+    c->write->log = redis->log;
+    c->read->handler = ngx_http_gw_redis_read_handler;
+    c->write->handler = ngx_http_gw_redis_write_handler;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    redis->ac = ac;
+    redis->connection = c;
+    redis->connected = 0;
+    redis->alive = 0;
+    redis->close_requested = 0;
+
+    /* bounded reply objects instead of hiredis's defaults */
+    ac->c.reader->fn = &ngx_http_gw_redis_reply_functions;
+
+    ac->ev.data = redis;
+    ac->ev.addRead = ngx_http_gw_redis_add_read;
+    ac->ev.delRead = ngx_http_gw_redis_del_read;
+    ac->ev.addWrite = ngx_http_gw_redis_add_write;
+    ac->ev.delWrite = ngx_http_gw_redis_del_write;
+    ac->ev.cleanup = ngx_http_gw_redis_cleanup;
+
+    /*
+     * The session setup is pipelined ahead of the first command: replies
+     * come back in order, so every later command runs authenticated, in
+     * the right database, with the script loaded.
+     */
+
+    if (conf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (conf->user.len) {
+            argv[argc] = (const char *) conf->user.data;
+            argvlen[argc++] = conf->user.len;
+        }
+
+        argv[argc] = (const char *) conf->password.data;
+        argvlen[argc++] = conf->password.len;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_gw_redis_init_reply,
+                                     (void *) "AUTH", argc, argv, argvlen);
+    }
+
+    if (conf->db) {
+        (void) redisAsyncCommand(ac, ngx_http_gw_redis_init_reply,
+                                 (void *) "SELECT", "SELECT %d",
+                                 (int) conf->db);
+    }
+
+    if (conf->script.len) {
+        argv[0] = "SCRIPT";
+        argvlen[0] = 6;
+        argv[1] = "LOAD";
+        argvlen[1] = 4;
+        argv[2] = (const char *) conf->script.data;
+        argvlen[2] = conf->script.len;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_gw_redis_init_reply,
+                                     (void *) "SCRIPT LOAD", 3, argv,
+                                     argvlen);
+    }
+
+    /* this also asks for the first write event, which completes connect() */
+    (void) redisAsyncSetConnectCallback(ac, ngx_http_gw_redis_on_connect);
+
+    ngx_add_timer(&redis->connect_timer, conf->connect_timeout);
+
+    return NGX_OK;
+
+failed:
+
+    redis->alive = 0;
+    redis->backoff = ngx_max(redis->backoff * 2, NGX_HTTP_GW_REDIS_BACKOFF_MIN);
+    redis->backoff = ngx_min(redis->backoff, NGX_HTTP_GW_REDIS_BACKOFF_MAX);
+    redis->retry_at = ngx_current_msec + redis->backoff;
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_gw_redis_close(ngx_http_gw_redis_t *redis)
+{
+    if (redis->ac == NULL) {
+        return;
+    }
+
+    if (redis->dispatching) {
+        redis->close_requested = 1;
+        return;
+    }
+
+    /* runs every pending callback with a NULL reply, then our cleanup */
+    redisAsyncFree(redis->ac);
+}
+
+
+static void
+ngx_http_gw_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_gw_redis_t  *redis;
+
+    redis = ac->ev.data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context right after this */
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": "
+                                    "connect failed: %s",
+                                    &redis->conf->name, ac->c.errstr);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "gw redis: connected to \"%V\"", &redis->conf->name);
+
+    redis->connected = 1;
+
+    if (redis->connect_timer.timer_set) {
+        ngx_del_timer(&redis->connect_timer);
+    }
+}
+
+
+static void
+ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    size_t                n;
+    u_char                buf[128];
+    redisReply           *r;
+    ngx_http_gw_redis_t  *redis;
+
+    r = reply;
+
+    if (r == NULL || r->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    redis = ac->ev.data;
+
+    n = ngx_http_gw_redis_printable(buf, sizeof(buf), (u_char *) r->str,
+                                    r->len);
+
+    ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                "gw_ratelimit redis \"%V\": %s failed: "
+                                "\"%*s\"", &redis->conf->name,
+                                (char *) privdata, n, buf);
+
+    redis->close_requested = 1;
+}
+
+
+static void
+ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply               *r;
+    ngx_http_gw_redis_t      *redis;
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    cmd = privdata;
+    redis = cmd->redis;
+    r = reply;
+
+    redis->pending--;
+
+    if (r != NULL && r->type != REDIS_REPLY_ERROR) {
+        redis->alive = 1;
+        redis->backoff = 0;
+    }
+
+    if (cmd->data != NULL) {
+        cmd->resent = 0;
+
+        cmd->handler(cmd->data, r);
+
+        if (cmd->resent) {
+            return;
+        }
+    }
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    cmd->data = NULL;
+    cmd->next = redis->free;
+    redis->free = cmd;
+}
+
+
+static void
+ngx_http_gw_redis_cmd_timeout(ngx_event_t *ev)
+{
+    void                     *data;
+    ngx_http_gw_redis_t      *redis;
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    cmd = ev->data;
+    redis = cmd->redis;
+
+    data = cmd->data;
+    cmd->data = NULL;
+
+    if (redis->connected) {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": no reply "
+                                    "within %M ms, closing the connection",
+                                    &redis->conf->name, redis->conf->timeout);
+
+    } else {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": not "
+                                    "connected within %M ms",
+                                    &redis->conf->name, redis->conf->timeout);
+    }
+
+    if (data != NULL) {
+        cmd->handler(data, NULL);
+    }
+
+    /*
+     * A reply that missed its deadline means the connection is stuck or
+     * slow: replies still in the pipe would only come later.  Dropping the
+     * connection fails what is in flight now, instead of one deadline at a
+     * time, and bounds the backlog.  While connect() is in progress the
+     * connect timer decides.
+     */
+
+    if (redis->connected) {
+        ngx_http_gw_redis_close(redis);
+    }
+}
+
+
+static void
+ngx_http_gw_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_gw_redis_t  *redis;
+
+    redis = ev->data;
+
+    if (redis->ac == NULL || redis->connected) {
+        return;
+    }
+
+    ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                "gw_ratelimit redis \"%V\": connect timed "
+                                "out after %M ms", &redis->conf->name,
+                                redis->conf->connect_timeout);
+
+    ngx_http_gw_redis_close(redis);
+}
+
+
+static void
+ngx_http_gw_redis_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t     *c;
+    redisAsyncContext    *ac;
+    ngx_http_gw_redis_t  *redis;
+
+    c = rev->data;
+    redis = c->data;
+    ac = redis->ac;
+
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        /* completes (or fails) the connect, may free the context */
+        redis->writing = 1;
+        redisAsyncHandleWrite(ac);
+        redis->writing = 0;
+        return;
+    }
+
+    if (redisBufferRead(&ac->c) != REDIS_OK) {
+
+        if (redis->pending) {
+            ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                        "gw_ratelimit redis \"%V\": "
+                                        "connection lost: %s",
+                                        &redis->conf->name, ac->c.errstr);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, redis->log, 0,
+                          "gw_ratelimit redis \"%V\": connection closed: %s",
+                          &redis->conf->name, ac->c.errstr);
+        }
+
+        ngx_http_gw_redis_close(redis);
+        return;
+    }
+
+    ngx_http_gw_redis_dispatch(redis);
+}
+
+
+static void
+ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
+{
+    void               *reply, *privdata;
+    redisReader        *reader;
+    redisCallback      *cb;
+    redisCallbackFn    *fn;
+    redisAsyncContext  *ac;
+
+    ac = redis->ac;
+    reader = ac->c.reader;
+
+    redis->dispatching = 1;
+
+    while (!redis->close_requested) {
+
+        reply = NULL;
+
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+            ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                        "gw_ratelimit redis \"%V\": "
+                                        "invalid reply: %s",
+                                        &redis->conf->name, reader->errstr);
+            redis->close_requested = 1;
+            break;
+        }
+
+        if (reply == NULL) {
+            break;
+        }
+
+        cb = ac->replies.head;
+
+        if (cb == NULL) {
+            ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                        "gw_ratelimit redis \"%V\": "
+                                        "reply to no command",
+                                        &redis->conf->name);
+            freeReplyObject(reply);
+            redis->close_requested = 1;
+            break;
+        }
+
+        /* hiredis 0.14 allocates its callback entries with malloc() */
+
+        ac->replies.head = cb->next;
+
+        if (cb == ac->replies.tail) {
+            ac->replies.tail = NULL;
+        }
+
+        fn = cb->fn;
+        privdata = cb->privdata;
+        free(cb);
+
+        if (fn != NULL) {
+            fn(ac, reply, privdata);
+        }
+
+        freeReplyObject(reply);
+    }
+
+    redis->dispatching = 0;
+
+    if (!redis->close_requested
+        && reader->len - reader->pos > NGX_HTTP_GW_REDIS_MAX_UNPARSED)
+    {
+        ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": reply "
+                                    "larger than %d bytes",
+                                    &redis->conf->name,
+                                    NGX_HTTP_GW_REDIS_MAX_UNPARSED);
+        redis->close_requested = 1;
+    }
+
+    if (redis->close_requested) {
+        ngx_http_gw_redis_close(redis);
+    }
+}
+
+
+static void
+ngx_http_gw_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    c = wev->data;
+    redis = c->data;
+
+    /* completes the connect first if needed; may free the context */
+
+    redis->writing = 1;
+    redisAsyncHandleWrite(redis->ac);
+    redis->writing = 0;
+}
+
+
+/*
+ * Level-triggered events: hiredis reads at most 16k per call and cannot
+ * say whether it drained the socket, so an edge would be missed.
+ */
+
+static void
+ngx_http_gw_redis_add_read(void *privdata)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    redis = privdata;
+    c = redis->connection;
+
+    if (c == NULL || c->read->active) {
+        return;
+    }
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
+                      "gw_ratelimit redis: could not add a read event");
+    }
+}
+
+
+static void
+ngx_http_gw_redis_del_read(void *privdata)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    redis = privdata;
+    c = redis->connection;
+
+    if (c != NULL && c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_gw_redis_add_write(void *privdata)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    redis = privdata;
+    c = redis->connection;
+
+    if (c == NULL || c->write->active) {
+        return;
+    }
+
+    /*
+     * A new command on a connected socket: write at the end of this event
+     * loop iteration, with whatever else the iteration queued, rather than
+     * wait for the iteration that reports the socket writable.  Only while
+     * connecting, or when the socket did not take everything, is a write
+     * event needed.
+     */
+
+    if (redis->connected && !redis->writing) {
+        if (!c->write->posted) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
+                      "gw_ratelimit redis: could not add a write event");
+    }
+}
+
+
+static void
+ngx_http_gw_redis_del_write(void *privdata)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    redis = privdata;
+    c = redis->connection;
+
+    if (c != NULL && c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/*
+ * hiredis is freeing the context (error, connect failure, or our own
+ * redisAsyncFree()); it closes the socket right after this returns.
+ */
+
+static void
+ngx_http_gw_redis_cleanup(void *privdata)
+{
+    ngx_connection_t     *c;
+    ngx_http_gw_redis_t  *redis;
+
+    redis = privdata;
+    c = redis->connection;
+
+    if (c != NULL) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+
+        c->fd = (ngx_socket_t) -1;
+
+        redis->connection = NULL;
+    }
+
+    if (redis->connect_timer.timer_set) {
+        ngx_del_timer(&redis->connect_timer);
+    }
+
+    redis->ac = NULL;
+    redis->connected = 0;
+    redis->close_requested = 0;
+
+    if (redis->alive) {
+        /* the connection worked: the next command reconnects at once */
+        redis->backoff = 0;
+        redis->retry_at = ngx_current_msec;
+
+    } else {
+        redis->backoff = ngx_max(redis->backoff * 2,
+                                 NGX_HTTP_GW_REDIS_BACKOFF_MIN);
+        redis->backoff = ngx_min(redis->backoff,
+                                 NGX_HTTP_GW_REDIS_BACKOFF_MAX);
+        redis->retry_at = ngx_current_msec + redis->backoff;
+    }
+
+    redis->alive = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "gw redis: disconnected from \"%V\", retry in %M ms",
+                   &redis->conf->name, redis->retry_at - ngx_current_msec);
+}
+
+
+/* at most one message a second per worker, however many requests fail */
+
+void ngx_cdecl
+ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
+    const char *fmt, ...)
+{
+    u_char   *p, *last;
+    va_list   args;
+    u_char    buf[NGX_MAX_ERROR_STR];
+
+    if (redis->log->log_level < level) {
+        return;
+    }
+
+    if (redis->log_sec == ngx_time()) {
+        redis->log_suppressed++;
+        return;
+    }
+
+    last = buf + sizeof(buf);
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, last, fmt, args);
+    va_end(args);
+
+    if (redis->log_suppressed) {
+        p = ngx_slprintf(p, last, " (%ui similar messages suppressed)",
+                         redis->log_suppressed);
+    }
+
+    ngx_log_error(level, redis->log, 0, "%*s", p - buf, buf);
+
+    redis->log_sec = ngx_time();
+    redis->log_suppressed = 0;
+}
+
+
+/* untrusted bytes for a log line: printable ASCII only, bounded */
+
+size_t
+ngx_http_gw_redis_printable(u_char *dst, size_t size, u_char *src,
+    size_t len)
+{
+    size_t  i;
+
+    if (len > size) {
+        len = size;
+    }
+
+    for (i = 0; i < len; i++) {
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"')
+                 ? src[i] : '?';
+    }
+
+    return len;
+}
+
+
+/*
+ * Reply objects for redisReader, layout-compatible with hiredis's own (they
+ * are released with freeReplyObject()), but refusing arrays and strings far
+ * larger than any reply we expect: returning NULL makes the reader fail.
+ */
+
+static redisReply *
+ngx_http_gw_redis_reply_object(int type)
+{
+    redisReply  *r;
+
+    r = calloc(1, sizeof(redisReply));
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->type = type;
+
+    return r;
+}
+
+
+static ngx_int_t
+ngx_http_gw_redis_link(const redisReadTask *task, redisReply *r)
+{
+    redisReply  *parent;
+
+    if (task->parent == NULL) {
+        return NGX_OK;
+    }
+
+    parent = task->parent->obj;
+
+    if (parent == NULL
+        || parent->type != REDIS_REPLY_ARRAY
+        || task->idx < 0
+        || (size_t) task->idx >= parent->elements
+        || parent->element[task->idx] != NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    parent->element[task->idx] = r;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_gw_redis_create_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    char        *buf;
+    redisReply  *r;
+
+    if (len > NGX_HTTP_GW_REDIS_MAX_STRING) {
+        return NULL;
+    }
+
+    if (task->type != REDIS_REPLY_ERROR
+        && task->type != REDIS_REPLY_STATUS
+        && task->type != REDIS_REPLY_STRING)
+    {
+        return NULL;
+    }
+
+    r = ngx_http_gw_redis_reply_object(task->type);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    buf = malloc(len + 1);
+    if (buf == NULL) {
+        free(r);
+        return NULL;
+    }
+
+    ngx_memcpy(buf, str, len);
+    buf[len] = '\0';
+
+    r->str = buf;
+    r->len = len;
+
+    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_http_gw_redis_create_array(const redisReadTask *task, int elements)
+{
+    redisReply  *r;
+
+    if (elements < 0 || elements > NGX_HTTP_GW_REDIS_MAX_ELEMENTS) {
+        return NULL;
+    }
+
+    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_ARRAY);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    if (elements > 0) {
+        r->element = calloc(elements, sizeof(redisReply *));
+        if (r->element == NULL) {
+            free(r);
+            return NULL;
+        }
+    }
+
+    r->elements = elements;
+
+    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_http_gw_redis_create_integer(const redisReadTask *task, long long value)
+{
+    redisReply  *r;
+
+    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_INTEGER);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->integer = value;
+
+    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_http_gw_redis_create_nil(const redisReadTask *task)
+{
+    redisReply  *r;
+
+    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_NIL);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}

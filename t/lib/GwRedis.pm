@@ -1,0 +1,267 @@
+package GwRedis;
+
+# Helpers for the gw_ratelimit suites: a minimal RESP client, private
+# redis-server processes to stop and restart, a second nginx instance, and
+# a small HTTP client for the sequences that need time between requests.
+# Everything started here is stopped at exit.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR
+              sockaddr_in inet_aton);
+use IO::Select;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+use File::Path qw(make_path remove_tree);
+
+our @Children;
+our $Owner = $$;
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# One command, one reply: scalar, array ref, or { error => "..." }.
+sub command {
+    my ($port, @args) = @_;
+    return commands($port, \@args);
+}
+
+# Several commands on one connection (AUTH, SELECT, ...): the last reply.
+sub commands {
+    my ($port, @cmds) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Timeout => 2)
+        or die "redis on port $port: $!";
+    my $reply;
+    for my $args (@cmds) {
+        my $req = '*' . scalar(@$args) . "\r\n";
+        $req .= '$' . length($_) . "\r\n$_\r\n" for @$args;
+        print $s $req;
+        $reply = read_reply($s);
+    }
+    close $s;
+    return $reply;
+}
+
+# A listener that completes TCP handshakes (the kernel does) but never
+# accepts, reads or answers: a stuck server.
+sub black_hole {
+    my $port = shift;
+    my $s = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
+                                  LocalPort => $port, ReuseAddr => 1)
+        or die "black hole on $port: $!";
+    return $s;
+}
+
+# A listener whose accept queue is full: connect() never completes (the
+# kernel drops the SYNs), like an unreachable host.  Keep the returned
+# sockets open as long as needed.
+sub syn_hole {
+    my $port = shift;
+    socket(my $l, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    setsockopt($l, SOL_SOCKET, SO_REUSEADDR, 1);
+    bind($l, sockaddr_in($port, inet_aton('127.0.0.1')))
+        or die "bind $port: $!";
+    listen($l, 0) or die "listen: $!";
+    my $filler = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                       PeerPort => $port, Timeout => 2)
+        or die "fill the accept queue of $port: $!";
+    sleep 0.05;
+    return [$l, $filler];
+}
+
+# Sends a request and closes the connection after $secs, without reading.
+sub http_abort {
+    my ($port, $path, $secs) = @_;
+    my $s = connect_http($port);
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    sleep $secs;
+    close $s;
+}
+
+# How many lines of the test nginx's error log match $re.
+sub count_log {
+    my $re = shift;
+    my $root = $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+    open my $fh, '<', "$root/logs/error.log" or return 0;
+    my $n = grep { /$re/ } <$fh>;
+    close $fh;
+    return $n;
+}
+
+sub read_reply {
+    my $s = shift;
+    my $line = <$s>;
+    die "redis closed the connection" unless defined $line;
+    $line =~ s/\r\n$//;
+    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
+    return $v if $t eq '+' || $t eq ':';
+    return { error => $v } if $t eq '-';
+    if ($t eq '$') {
+        return undef if $v < 0;
+        my $buf = '';
+        read($s, $buf, $v + 2) == $v + 2 or die "short bulk reply";
+        return substr($buf, 0, $v);
+    }
+    if ($t eq '*') {
+        return undef if $v < 0;
+        return [ map { read_reply($s) } 1 .. $v ];
+    }
+    die "bad reply line: $line";
+}
+
+sub flushall {
+    my $port = shift // $ENV{TEST_NGINX_REDIS_PORT};
+    my $r = command($port, 'FLUSHALL');
+    die "FLUSHALL failed" unless defined $r && $r eq 'OK';
+}
+
+sub wait_port {
+    my ($port, $up) = @_;
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 1);
+        my $is_up = defined $s;
+        close $s if $s;
+        return 1 if $is_up == $up;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# A private redis-server (no persistence).  Returns its pid.
+sub start_redis {
+    my (%o) = @_;
+    my $port = $o{port} or die "start_redis: no port";
+    my $dir = $ENV{TEST_NGINX_REDIS_TMP}
+              ? "$ENV{TEST_NGINX_REDIS_TMP}/redis-$port"
+              : "/tmp/gw-redis-$$-$port";
+    make_path($dir);
+    my @args = ('--bind', '127.0.0.1', '--port', $port, '--save', '',
+                '--appendonly', 'no', '--dir', $dir, '--daemonize', 'no',
+                '--logfile', "$dir/redis.log", @{ $o{args} || [] });
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        exec 'redis-server', @args or die "exec redis-server: $!";
+    }
+    push @Children, $pid;
+    wait_port($port, 1) or die "redis-server on $port did not start";
+    if ($o{password}) {
+        # wait until it answers, not just accepts
+        for (1 .. 50) {
+            my $r = eval { command($port, 'AUTH', $o{password}) };
+            last if defined $r && !ref $r;
+            sleep 0.05;
+        }
+    }
+    return $pid;
+}
+
+sub stop {
+    my ($pid, $sig) = @_;
+    return unless $pid;
+    kill $sig // 'TERM', $pid;
+    for (1 .. 100) {
+        last if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    if (kill 0, $pid) {
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+    }
+    @Children = grep { $_ != $pid } @Children;
+}
+
+# A second nginx instance: its own prefix and config, daemon off, a master
+# when it has several workers.  main (load_module) goes first, then the
+# usual main-level lines, then config (events, http).
+sub start_nginx {
+    my (%o) = @_;
+    my $dir = $o{prefix} or die "start_nginx: no prefix";
+    remove_tree($dir);
+    make_path("$dir/conf", "$dir/logs", "$dir/html");
+    open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
+    my $workers = $o{workers} || 1;
+    my $master = $workers > 1 ? 'on' : 'off';
+    print $fh $o{main} // '', "\n",
+              "daemon off;\nmaster_process $master;\n",
+              "worker_processes $workers;\n",
+              "pid $dir/logs/nginx.pid;\n",
+              "error_log $dir/logs/error.log info;\n",
+              $o{config};
+    close $fh;
+    my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDERR, '>>', "$dir/logs/stderr.log";
+        exec $bin, '-p', "$dir/", '-c', "$dir/conf/nginx.conf"
+            or die "exec $bin: $!";
+    }
+    push @Children, $pid;
+    wait_port($o{port}, 1) or die "second nginx did not listen on $o{port}";
+    return $pid;
+}
+
+# A connection to a test nginx, which may still be starting (under
+# valgrind the test server listens late).
+sub connect_http {
+    my $port = shift;
+    for (1 .. 200) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 5);
+        return $s if $s;
+        die "connect to $port: $!" unless $!{ECONNREFUSED};
+        sleep 0.05;
+    }
+    die "connect to $port: nothing listens";
+}
+
+# GET over a fresh connection.  Returns a hash: status, headers (lower
+# case names), body, secs.
+sub http_get {
+    my ($port, $path, %h) = @_;
+    my $t0 = time;
+    my $s = connect_http($port);
+    $t0 = time;
+    my $req = "GET $path HTTP/1.0\r\nHost: localhost\r\n";
+    $req .= "$_: $h{$_}\r\n" for sort keys %h;
+    print $s "$req\r\n";
+    my $resp = '';
+    my $sel = IO::Select->new($s);
+    while ($sel->can_read(5)) {
+        my $n = sysread($s, my $buf, 65536);
+        last unless $n;
+        $resp .= $buf;
+    }
+    close $s;
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/\S+ (\d+)};
+    my %headers;
+    for (split /\r\n/, $head // '') {
+        $headers{lc $1} = $2 if /^([^:]+):\s*(.*)$/;
+    }
+    return (status => $status // 0, headers => \%headers,
+            body => $body // '', secs => time - $t0);
+}
+
+# only in the process that started them, not in forked helpers
+END {
+    if ($$ == $Owner) {
+        my $rc = $?;
+        my @pids = @Children;
+        stop($_) for @pids;
+        $? = $rc;
+    }
+}
+
+1;

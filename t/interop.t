@@ -1,7 +1,9 @@
-# All modules together, in several load_module orders: they meet only
+# All four modules together, in several load_module orders: they meet only
 # through variables ($gw_jwt_claim_sub as the rate-limit key and in logs,
 # $gw_auth_status and $gw_ratelimit_status counted by gw_metrics,
 # $gw_trace_id everywhere), and the outcome must not depend on the order.
+# A limit keyed on a claim only ever sees verified claims: a forged token
+# naming alice is rejected by gw_auth and charges nothing to alice.
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -33,6 +35,7 @@ our @Requests = (
     "GET /api/x\nAuthorization: Bearer $Forged",
     "GET /api/x\nAuthorization: Bearer $Bob",
     "GET /api/x\nAuthorization: Bearer $Alice",
+    "GET /api/x\nAuthorization: Bearer $Alice",
 );
 
 my $defaults = GwTest::defaults(
@@ -44,17 +47,20 @@ my $defaults = GwTest::defaults(
     location /api/ {
         gw_auth_jwt "api";
         gw_auth_jwt_key_file ../html/jwks.json;
+        gw_ratelimit zone=per_user;
+        gw_ratelimit_log_level notice;
         access_log logs/access.log interop;
 
         proxy_set_header X-User-ID $gw_jwt_claim_sub;
         proxy_set_header X-Auth $gw_auth_status;
+        proxy_set_header X-Ratelimit $gw_ratelimit_status;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
 
     location /backend {
         gw_trace off;
         gw_metrics off;
-        return 200 "user=$http_x_user_id auth=$http_x_auth tid=$http_x_trace_id\n";
+        return 200 "user=$http_x_user_id auth=$http_x_auth rl=$http_x_ratelimit tid=$http_x_trace_id\n";
     }
 
     location = /metrics {
@@ -70,10 +76,16 @@ add_block_preprocessor(sub {
 
     $defaults->($block);
 
-    $block->set_value("http_config", <<'_EOC_');
+    # Redis keys of their own for every block and run
+    my $prefix = "gw:interop:$$:" . $block->name =~ s/\D+//gr . ":";
+
+    $block->set_value("http_config", <<_EOC_);
     gw_metrics_zone interop 1m;
-    log_format interop "$gw_trace_id $status user=$gw_jwt_claim_sub "
-                       "auth=$gw_auth_status";
+    log_format interop "\$gw_trace_id \$status user=\$gw_jwt_claim_sub "
+                       "auth=\$gw_auth_status rl=\$gw_ratelimit_status";
+    gw_ratelimit_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=$prefix;
+    gw_ratelimit_zone \$gw_jwt_claim_sub zone=per_user rate=2r/m
+                      algorithm=sliding_window;
 _EOC_
 
     $block->set_value("request",
@@ -81,57 +93,62 @@ _EOC_
     $block->set_value("more_headers",
                       [ (map { (split /\n/, $_, 2)[1] // "" } @Requests), "" ]);
 
-    $block->set_value("error_code", [401, 200, 401, 200, 200, 200]);
+    $block->set_value("error_code", [401, 200, 401, 200, 200, 429, 200]);
 
     $block->set_value("response_headers_like",
-                      [ ("X-Trace-ID: ^[0-9a-f]{32}\$") x 5, "" ]);
+                      [ ("X-Trace-ID: ^[0-9a-f]{32}\$") x 6, "" ]);
 
     # the scrape reduced to the interop families, sorted
-    $block->set_value("response_body_filters", [ [], [], [], [], [], [sub {
-        join "", sort grep { /^gateway_(auth_decisions|requests)_total\{/ }
-                      split /^/, $_[0] }] ]);
+    $block->set_value("response_body_filters", [ ([]) x 6, [sub {
+        join "", sort grep {
+            /^gateway_(auth|ratelimit)_decisions_total\{|^gateway_requests_total\{/
+        } split /^/, $_[0] }] ]);
 
     $block->set_value("response_body", [
         '{"error":"Unauthorized","reason":"missing"}',
-        qr/^user=alice auth=ok tid=[0-9a-f]{32}\n\z/,
+        qr/^user=alice auth=ok rl=PASSED tid=[0-9a-f]{32}\n\z/,
         '{"error":"Unauthorized","reason":"invalid"}',
-        qr/^user=bob auth=ok tid=[0-9a-f]{32}\n\z/,
-        qr/^user=alice auth=ok tid=[0-9a-f]{32}\n\z/,
+        qr/^user=bob auth=ok rl=PASSED tid=[0-9a-f]{32}\n\z/,
+        qr/^user=alice auth=ok rl=PASSED tid=[0-9a-f]{32}\n\z/,
+        qr/^\{"error":"Too Many Requests","reason":"rate_limited",/,
         <<'_EOC_' ]);
 gateway_auth_decisions_total{result="invalid"} 1
 gateway_auth_decisions_total{result="missing"} 1
-gateway_auth_decisions_total{result="ok"} 3
+gateway_auth_decisions_total{result="ok"} 4
+gateway_ratelimit_decisions_total{result="PASSED"} 3
+gateway_ratelimit_decisions_total{result="REJECTED"} 1
 gateway_requests_total{method="GET",path="/api/",status="200"} 3
 gateway_requests_total{method="GET",path="/api/",status="401"} 2
+gateway_requests_total{method="GET",path="/api/",status="429"} 1
 _EOC_
 
     # logged after each request: the first one's line must be there
     $block->set_value("access_log",
-                      qr/^[0-9a-f]{32} 401 user=- auth=missing$/);
+                      qr/^[0-9a-f]{32} 401 user=- auth=missing rl=-$/);
 });
 
 run_tests();
 
 __DATA__
 
-=== TEST 1: load order auth, trace, metrics
+=== TEST 1: load order auth, ratelimit, trace, metrics
 --- main_config eval
-GwTest::load_modules(qw(auth trace metrics))
+GwTest::load_modules(qw(auth ratelimit trace metrics))
 
 
 
-=== TEST 2: load order metrics, trace, auth
+=== TEST 2: load order ratelimit, auth, metrics, trace
 --- main_config eval
-GwTest::load_modules(qw(metrics trace auth))
+GwTest::load_modules(qw(ratelimit auth metrics trace))
 
 
 
-=== TEST 3: load order trace, metrics, auth
+=== TEST 3: load order metrics, trace, ratelimit, auth
 --- main_config eval
-GwTest::load_modules(qw(trace metrics auth))
+GwTest::load_modules(qw(metrics trace ratelimit auth))
 
 
 
-=== TEST 4: load order auth, metrics, trace
+=== TEST 4: load order trace, metrics, auth, ratelimit
 --- main_config eval
-GwTest::load_modules(qw(auth metrics trace))
+GwTest::load_modules(qw(trace metrics auth ratelimit))

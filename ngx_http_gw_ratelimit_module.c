@@ -81,6 +81,7 @@ typedef struct {
     ngx_str_t                          name;
     ngx_str_t                          prefix;     /* of the Redis keys */
     ngx_http_complex_value_t           key;
+    ngx_int_t                          variable;   /* key is just one */
     ngx_uint_t                         algorithm;
     ngx_uint_t                         count;      /* requests per period */
     ngx_uint_t                         period;     /* seconds */
@@ -141,15 +142,14 @@ typedef struct {
  * whether its results are known, per key its result.
  */
 typedef struct {
-    ngx_uint_t                         nreq;
-    u_char                             nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                             details[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_uint_t                         capacity[
-                                           NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    u_char                             outcome[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                             known[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_http_gw_ratelimit_result_t     res[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    redisReply                        *error;      /* of a failed request */
+    ngx_uint_t                      nreq;
+    u_char                          nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
+    u_char                          details[NGX_HTTP_GW_RATELIMIT_BATCH];
+    ngx_uint_t                      capacity[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    u_char                          outcome[NGX_HTTP_GW_RATELIMIT_BATCH];
+    u_char                          known[NGX_HTTP_GW_RATELIMIT_BATCH];
+    ngx_http_gw_ratelimit_result_t  res[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    redisReply                     *error;      /* of a failed request */
 } ngx_http_gw_ratelimit_verdicts_t;
 
 
@@ -735,7 +735,9 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     size_t                          size, len;
     ngx_uint_t                      i, m;
     ngx_pool_cleanup_t             *cln;
+    ngx_http_variable_value_t      *vv;
     ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_zone_t   *zone;
     ngx_http_gw_ratelimit_limit_t  *limits;
 
     limits = glcf->limits->elts;
@@ -778,20 +780,35 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     size = 0;
 
     for (i = 0; i < m; i++) {
+        zone = limits[i].zone;
 
-        if (ngx_http_complex_value(r, &limits[i].zone->key, &ctx->keys[ctx->n])
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        if (zone->variable != NGX_ERROR) {
+            vv = ngx_http_get_flushed_variable(r, zone->variable);
+            if (vv == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
 
-        if (ctx->keys[ctx->n].len == 0) {
-            continue;
+            if (vv->not_found || vv->len == 0) {
+                continue;
+            }
+
+            ctx->keys[ctx->n].len = vv->len;
+            ctx->keys[ctx->n].data = vv->data;
+
+        } else {
+            if (ngx_http_complex_value(r, &zone->key, &ctx->keys[ctx->n])
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (ctx->keys[ctx->n].len == 0) {
+                continue;
+            }
         }
 
         size += sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                + ngx_http_gw_ratelimit_key_len(limits[i].zone,
-                                                &ctx->keys[ctx->n]);
+                + ngx_http_gw_ratelimit_key_len(zone, &ctx->keys[ctx->n]);
 
         ctx->limits[ctx->n++] = &limits[i];
     }
@@ -2947,6 +2964,33 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    /* a key that is one variable is read in place, not copied */
+
+    zone->variable = NGX_ERROR;
+
+    if (value[1].len > 1 && value[1].data[0] == '$') {
+
+        for (j = 1; j < value[1].len; j++) {
+            c = value[1].data[j];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                  || (c >= '0' && c <= '9') || c == '_'))
+            {
+                break;
+            }
+        }
+
+        if (j == value[1].len) {
+            name.len = value[1].len - 1;
+            name.data = value[1].data + 1;
+
+            zone->variable = ngx_http_get_variable_index(cf, &name);
+            if (zone->variable == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;

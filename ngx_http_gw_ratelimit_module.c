@@ -2,14 +2,16 @@
 /*
  * nginx-gw: distributed rate limiting backed by Redis.
  *
- * The access handler evaluates every limit of the location in one atomic
- * Lua script on Redis (EVALSHA, time from Redis TIME): all limits are
- * checked first and charged only when all of them admit the request.  The
- * command travels over the worker's persistent, pipelined hiredis
- * connection (ngx_http_gw_redis.c); the request waits (NGX_AGAIN) until the
- * reply or the deadline, then the phase engine resumes.  Without Redis the
- * request follows gw_ratelimit_fail: open, closed, or local (the same
- * limits per instance, in shared memory).
+ * The access handler computes the request's keys and joins the worker's
+ * open batch; at the end of the event loop iteration (a posted event) the
+ * batch goes to Redis as one atomic Lua script call (EVALSHA, time from
+ * Redis TIME once per batch) that decides the requests in order, each as
+ * before: all of its limits are checked first and charged only when all of
+ * them admit it.  The call travels over the worker's persistent, pipelined
+ * hiredis connection (ngx_http_gw_redis.c); the requests wait (NGX_AGAIN)
+ * until the reply or the deadline, then the phase engine resumes each.
+ * Without Redis a request follows gw_ratelimit_fail: open, closed, or local
+ * (the same limits per instance, in shared memory).
  */
 
 
@@ -49,11 +51,37 @@
 /* reset and retry times from Redis are clamped to a day */
 #define NGX_HTTP_GW_RATELIMIT_MAX_MSEC    86400000
 
+/* one script call decides at most this many requests and keys */
+#define NGX_HTTP_GW_RATELIMIT_BATCH       64
+#define NGX_HTTP_GW_RATELIMIT_BATCH_KEYS  256
+/* bytes of the keys of a batch, in the Redis protocol */
+#define NGX_HTTP_GW_RATELIMIT_BATCH_BYTES 8192
+/* distinct limits in a batch: their number fits a descriptor byte */
+#define NGX_HTTP_GW_RATELIMIT_BATCH_SPECS 63
+/* batches open or in flight, per worker */
+#define NGX_HTTP_GW_RATELIMIT_MAX_BATCHES 1024
+/*
+ * While this many batches are in flight a new one is held back (unless it
+ * is full) until a reply comes: under load batches grow with the round
+ * trip instead of the round trips multiplying.
+ */
+#define NGX_HTTP_GW_RATELIMIT_INFLIGHT    1
+
+/* a key's descriptor byte: its limit in the batch, then these flags */
+#define NGX_HTTP_GW_RATELIMIT_LAST        0x40
+#define NGX_HTTP_GW_RATELIMIT_DETAILS     0x80
+
+/* the outcome of a request in a batch reply */
+#define NGX_HTTP_GW_RATELIMIT_FAILED      0
+#define NGX_HTTP_GW_RATELIMIT_ADMITTED    1
+#define NGX_HTTP_GW_RATELIMIT_DENIED      2
+
 
 typedef struct {
     ngx_str_t                          name;
     ngx_str_t                          prefix;     /* of the Redis keys */
     ngx_http_complex_value_t           key;
+    ngx_int_t                          variable;   /* key is just one */
     ngx_uint_t                         algorithm;
     ngx_uint_t                         count;      /* requests per period */
     ngx_uint_t                         period;     /* seconds */
@@ -66,7 +94,7 @@ typedef struct {
     ngx_str_t                          name;
     ngx_uint_t                         burst;
     ngx_uint_t                         capacity;   /* X-RateLimit-Limit */
-    ngx_str_t                          args[4];    /* for the script */
+    ngx_str_t                          spec;       /* the script's ARGV */
     u_char                            *file;
     ngx_uint_t                         line;
 } ngx_http_gw_ratelimit_limit_t;
@@ -100,6 +128,36 @@ typedef struct {
 
 
 typedef struct {
+    ngx_uint_t                         allowed;
+    ngx_uint_t                         remaining;
+    ngx_msec_t                         reset;
+    ngx_msec_t                         retry;
+} ngx_http_gw_ratelimit_result_t;
+
+
+/*
+ * A batch reply interpreted.  In: the requests' shapes (number of limits,
+ * whether the request wants the details), the keys' capacities (the keys
+ * of the requests one after the other).  Out: per request its outcome and
+ * whether its results are known, per key its result.
+ */
+typedef struct {
+    ngx_uint_t                      nreq;
+    u_char                          nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
+    u_char                          details[NGX_HTTP_GW_RATELIMIT_BATCH];
+    ngx_uint_t                      capacity[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    u_char                          outcome[NGX_HTTP_GW_RATELIMIT_BATCH];
+    u_char                          known[NGX_HTTP_GW_RATELIMIT_BATCH];
+    ngx_http_gw_ratelimit_result_t  res[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    redisReply                     *error;      /* of a failed request */
+} ngx_http_gw_ratelimit_verdicts_t;
+
+
+typedef struct ngx_http_gw_ratelimit_batch_s  ngx_http_gw_ratelimit_batch_t;
+typedef struct ngx_http_gw_ratelimit_ctx_s    ngx_http_gw_ratelimit_ctx_t;
+
+
+typedef struct {
     ngx_array_t                        zones;      /* zone pointers */
     ngx_http_gw_redis_conf_t           redis;
     ngx_str_t                          prefix;
@@ -107,9 +165,20 @@ typedef struct {
     ngx_shm_zone_t                    *shm_zone;
     ngx_uint_t                         local_used;
     ngx_str_t                          sha1;       /* of the script */
-    ngx_str_t                          token;      /* of this worker */
+    size_t                             spec_max;   /* longest limit spec */
+
+    /* the worker's own */
+    ngx_http_gw_redis_t               *conn;
+    ngx_str_t                          token;
     ngx_uint_t                         sequence;
-    ngx_http_gw_redis_t               *conn;       /* of this worker */
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* open, being filled */
+    ngx_http_gw_ratelimit_batch_t     *free;
+    ngx_uint_t                         batches;    /* allocated */
+    ngx_uint_t                         inflight;   /* sent, not answered */
+    ngx_event_t                        flush;      /* end of the iteration */
+    u_char                            *command;    /* being formatted */
+    size_t                             command_size;
+    ngx_http_gw_ratelimit_verdicts_t  *verdicts;
 } ngx_http_gw_ratelimit_main_conf_t;
 
 
@@ -124,48 +193,77 @@ typedef struct {
 } ngx_http_gw_ratelimit_loc_conf_t;
 
 
-typedef struct {
-    ngx_uint_t                         allowed;
-    ngx_uint_t                         remaining;
-    ngx_msec_t                         reset;
-    ngx_msec_t                         retry;
-} ngx_http_gw_ratelimit_result_t;
-
-
-typedef struct {
+struct ngx_http_gw_ratelimit_ctx_s {
     ngx_http_request_t                *request;
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_loc_conf_t  *glcf;
-    ngx_http_gw_redis_cmd_t           *cmd;
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not waiting */
+    ngx_uint_t                         slot;       /* in the batch */
     ngx_http_gw_ratelimit_limit_t    **limits;     /* those applied */
     ngx_str_t                         *keys;
     ngx_http_gw_ratelimit_result_t    *results;
     ngx_uint_t                         n;
-    int                                argc;
-    const char                       **argv;
-    size_t                            *argvlen;
     ngx_uint_t                         status;
     ngx_uint_t                         state;
     unsigned                           known:1;    /* results are valid */
     unsigned                           rejected:1;
     unsigned                           closed:1;
-    unsigned                           eval:1;
     unsigned                           headers_done:1;
-} ngx_http_gw_ratelimit_ctx_t;
+};
+
+
+/*
+ * The requests of one event loop iteration, for one script call.  The keys
+ * are kept in the Redis protocol, ready to be sent (and sent again with
+ * EVAL after NOSCRIPT); the requests' key strings point into them.
+ */
+struct ngx_http_gw_ratelimit_batch_s {
+    ngx_http_gw_ratelimit_main_conf_t *gmcf;
+    ngx_http_gw_ratelimit_batch_t     *next;       /* free list */
+    ngx_http_gw_redis_cmd_t           *cmd;
+    ngx_uint_t                         nreq;
+    ngx_uint_t                         nkeys;
+    ngx_uint_t                         nspecs;
+    ngx_uint_t                         id;
+    ngx_msec_t                         start;      /* of its first request */
+    u_char                            *last;       /* end of the keys */
+    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RATELIMIT_BATCH];
+    ngx_http_gw_ratelimit_limit_t     *spec[NGX_HTTP_GW_RATELIMIT_BATCH_SPECS];
+    u_char                             nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
+    u_char                             desc[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    unsigned                           eval:1;
+    u_char                             keys[NGX_HTTP_GW_RATELIMIT_BATCH_BYTES];
+};
 
 
 static ngx_int_t ngx_http_gw_ratelimit_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_main_conf_t *gmcf,
     ngx_http_gw_ratelimit_loc_conf_t *glcf);
-static ngx_int_t ngx_http_gw_ratelimit_key(ngx_http_request_t *r,
-    ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw, ngx_str_t *key);
-static ngx_int_t ngx_http_gw_ratelimit_command(ngx_http_request_t *r,
-    ngx_http_gw_ratelimit_ctx_t *ctx);
+static size_t ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
+    ngx_str_t *raw);
+static u_char *ngx_http_gw_ratelimit_key(u_char *p,
+    ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw);
+static ngx_int_t ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx,
+    ngx_str_t *raw, size_t size);
+static ngx_uint_t ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size);
+static void ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev);
+static void ngx_http_gw_ratelimit_flush(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_uint_t now);
+static size_t ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_uint_t eval);
+static u_char *ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data,
+    size_t len);
 static void ngx_http_gw_ratelimit_reply(void *data, redisReply *reply);
+static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_http_gw_ratelimit_verdicts_t *v);
+static ngx_int_t ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
+    ngx_http_gw_ratelimit_verdicts_t *v);
 static ngx_int_t ngx_http_gw_ratelimit_parse_reply(redisReply *reply,
-    ngx_uint_t n, const ngx_uint_t *capacity,
-    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted);
+    ngx_uint_t n, ngx_uint_t details, const ngx_uint_t *capacity,
+    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
+    ngx_uint_t *known);
 static ngx_int_t ngx_http_gw_ratelimit_noscript(redisReply *reply);
 static void ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted);
@@ -228,100 +326,206 @@ static void ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle);
 
 
 /*
- * KEYS[i]: the key of limit i.  ARGV[1]: an id unique to the request (the
- * member a sliding window stores).  ARGV[4i-2 .. 4i+1]: algorithm (1 gcra,
- * 2 fixed window, 3 sliding window), period in usec, count per period,
- * burst.  Returns {admitted, then per limit: allowed, remaining, reset in
- * msec (until more quota), retry in msec (until admitted)}.  Every key
- * written gets a TTL; a rejected request writes nothing.
+ * One call decides the requests of a batch, in order.  KEYS: the keys of
+ * the requests, one after the other.  ARGV[1]: an id unique to the batch
+ * (with a key's position, the member a sliding window stores).  ARGV[2]: a
+ * descriptor byte per key: the number of its limit (1 to 63) in ARGV, 0x40
+ * on the last key of a request, 0x80 when the request wants the details.
+ * ARGV[4s-1 .. 4s+2]: limit s: algorithm (1 gcra, 2 fixed window, 3 sliding
+ * window), period in usec, count per period, burst.
+ *
+ * Each request is checked against every limit, then charged to all of them
+ * if all admit it, seeing what the requests before it did.  A key's state
+ * is read once per call (gcra keys with one MGET) and written once at the
+ * end, with a TTL.  Numbers go to Redis as "%d" strings, never through
+ * Lua's float formatting.
+ *
+ * Returns one element per request: 1 (admitted, no details wanted), or
+ * {admitted, then per limit: allowed, remaining, reset in msec (until more
+ * quota), retry in msec (until admitted)}, or an error when a key of the
+ * request holds something else (the request is not charged).
  */
 
 static ngx_str_t  ngx_http_gw_ratelimit_script = ngx_string(
 "if redis.replicate_commands then redis.replicate_commands() end\n"
-"local f = string.format\n"
-"local t = redis.call('TIME')\n"
-"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-"local n = #KEYS\n"
-"local s = {}\n"
-"local admit = 1\n"
-"for i = 1, n do\n"
-"  local k, j = KEYS[i], 4 * i - 2\n"
+"local call, pcall, fmt = redis.call, redis.pcall, string.format\n"
+"local floor, ceil, char = math.floor, math.ceil, string.char\n"
+"local t = call('TIME')\n"
+"local now = t[1] * 1000000 + t[2]\n"
+"local id, B = ARGV[1], {string.byte(ARGV[2], 1, -1)}\n"
+"local A, P, Q, T, C, W, F, X = {}, {}, {}, {}, {}, {}, {}, {}\n"
+"for s = 1, (#ARGV - 2) / 4 do\n"
+"  local j = 4 * s - 1\n"
 "  local a, p = tonumber(ARGV[j]), tonumber(ARGV[j + 1])\n"
 "  local c, b = tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])\n"
-"  local e = {a = a, p = p, q = c + b}\n"
+"  A[s], P[s], Q[s] = a, p, c + b\n"
 "  if a == 1 then\n"
-"    e.T = p / c\n"
-"    e.cap = (b + 1) * e.T\n"
-"    local tat = tonumber(redis.call('GET', k)) or now\n"
-"    if tat < now then tat = now end\n"
-"    e.tat = tat\n"
-"    e.ok = tat + e.T - now <= e.cap + 1\n"
+"    T[s], C[s] = p / c, (b + 1) * p / c\n"
 "  elseif a == 2 then\n"
-"    e.w = math.floor(now / p)\n"
-"    local v = redis.call('HMGET', k, 'w', 'c')\n"
-"    e.c = 0\n"
-"    if tonumber(v[1]) == e.w then e.c = tonumber(v[2]) or 0 end\n"
-"    e.ok = e.c < e.q\n"
+"    W[s] = floor(now / p)\n"
+"    F[s] = fmt('%d', W[s])\n"
+"    X[s] = fmt('%d', ceil(((W[s] + 1) * p - now) / 1000))\n"
 "  else\n"
-"    e.from = f('%.0f', now - p)\n"
-"    e.c = redis.call('ZCOUNT', k, '(' .. e.from, '+inf')\n"
-"    e.ok = e.c < e.q\n"
+"    F[s] = fmt('%d', now - p)\n"
+"    X[s] = fmt('%d', ceil(p / 1000))\n"
 "  end\n"
-"  if not e.ok then admit = 0 end\n"
-"  s[i] = e\n"
 "end\n"
-"local r = {admit}\n"
-"for i = 1, n do\n"
-"  local k, e = KEYS[i], s[i]\n"
-"  local rem, reset, retry = 0, 0, 0\n"
-"  if e.a == 1 then\n"
-"    local tat = e.tat\n"
-"    if admit == 1 then\n"
-"      tat = tat + e.T\n"
-"      redis.call('SET', k, f('%.0f', tat), 'PX',\n"
-"                 math.ceil((tat - now) / 1000))\n"
+"local n, V, V0, E, L, nl = #KEYS, {}, {}, {}, {}, 0\n"
+"for j = 1, n do\n"
+"  local k = KEYS[j]\n"
+"  if A[B[j] % 64] == 1 and V[k] == nil then\n"
+"    V[k] = 0\n"
+"    nl = nl + 1\n"
+"    L[nl] = k\n"
+"  end\n"
+"end\n"
+"if nl > 0 then\n"
+"  local g = call('MGET', unpack(L))\n"
+"  for j = 1, nl do V[L[j]] = tonumber(g[j]) or 0 end\n"
+"end\n"
+"local M, S, D, O, ok, r = {}, {}, {}, {}, {}, {}\n"
+"local nr, nd, i, nows = 0, 0, 1\n"
+"while i <= n do\n"
+"  local e, admit, det, bad = i, true, false\n"
+"  while true do\n"
+"    local v = B[e]\n"
+"    local s, k = v % 64, KEYS[e]\n"
+"    local a, x, y = A[s], V[k]\n"
+"    if x == nil then\n"
+"      if a == 2 then\n"
+"        local h = pcall('HMGET', k, 'w', 'c')\n"
+"        if h.err then\n"
+"          x, E[k] = false, h.err\n"
+"        else\n"
+"          x = 0\n"
+"          if h[1] == F[s] then x = tonumber(h[2]) or 0 end\n"
+"        end\n"
+"      else\n"
+"        x = pcall('ZREMRANGEBYSCORE', k, '-inf', F[s])\n"
+"        if type(x) == 'table' then\n"
+"          x, E[k] = false, x.err\n"
+"        else\n"
+"          x = call('ZCARD', k)\n"
+"        end\n"
+"      end\n"
+"      V[k], V0[k] = x, x\n"
 "    end\n"
-"    local d = tat - now\n"
-"    rem = math.floor((e.cap - d) / e.T + 0.000001)\n"
-"    if d > 0 then reset = d - math.floor((d - 1) / e.T) * e.T end\n"
-"    if not e.ok then retry = e.tat + e.T - now - e.cap end\n"
-"  elseif e.a == 2 then\n"
-"    local c = e.c\n"
-"    reset = (e.w + 1) * e.p - now\n"
-"    if admit == 1 then\n"
-"      c = c + 1\n"
-"      redis.call('HSET', k, 'w', f('%.0f', e.w), 'c', c)\n"
-"      redis.call('PEXPIRE', k, math.ceil(reset / 1000))\n"
+"    if x == false then\n"
+"      bad = E[k]\n"
+"    elseif a == 1 then\n"
+"      if x < now then x = now end\n"
+"      y = x + T[s] - now <= C[s] + 1\n"
+"    else\n"
+"      y = x < Q[s]\n"
 "    end\n"
-"    rem = e.q - c\n"
-"    if not e.ok then retry = reset end\n"
+"    ok[e] = y\n"
+"    if not y then admit = false end\n"
+"    if v >= 128 then det = true end\n"
+"    if v % 128 >= 64 then break end\n"
+"    e = e + 1\n"
+"  end\n"
+"  nr = nr + 1\n"
+"  if bad then\n"
+"    r[nr] = {err = bad}\n"
 "  else\n"
-"    local c = e.c\n"
-"    if admit == 1 then\n"
-"      redis.call('ZREMRANGEBYSCORE', k, '-inf', e.from)\n"
-"      redis.call('ZADD', k, f('%.0f', now), ARGV[1])\n"
-"      redis.call('PEXPIRE', k, math.ceil(e.p / 1000))\n"
-"      c = c + 1\n"
+"    if admit then\n"
+"      for j = i, e do\n"
+"        local s, k = B[j] % 64, KEYS[j]\n"
+"        local a, x = A[s], V[k]\n"
+"        if a == 1 then\n"
+"          if x < now then x = now end\n"
+"          V[k] = x + T[s]\n"
+"        else\n"
+"          V[k] = x + 1\n"
+"          if a == 3 then\n"
+"            if nows == nil then nows = fmt('%d', now) end\n"
+"            local m, h = M[k], floor((j - 1) / 64) + 1\n"
+"            if m == nil then m = {}; M[k] = m end\n"
+"            m[#m + 1] = nows\n"
+"            m[#m + 1] = char(64 + h, j - 64 * h + 111) .. id\n"
+"          end\n"
+"        end\n"
+"        if S[k] == nil then\n"
+"          nd = nd + 1\n"
+"          D[nd] = k\n"
+"        end\n"
+"        S[k] = s\n"
+"      end\n"
 "    end\n"
-"    rem = e.q - c\n"
-"    if c > 0 then\n"
-"      local o = redis.call('ZRANGEBYSCORE', k, '(' .. e.from, '+inf',\n"
-"                           'WITHSCORES', 'LIMIT', 0, 1)\n"
-"      reset = tonumber(o[2]) + e.p - now\n"
-"    end\n"
-"    if not e.ok then\n"
-"      local o = redis.call('ZRANGEBYSCORE', k, '(' .. e.from, '+inf',\n"
-"                           'WITHSCORES', 'LIMIT', c - e.q, 1)\n"
-"      retry = tonumber(o[2]) + e.p - now\n"
+"    if admit and not det then\n"
+"      r[nr] = 1\n"
+"    else\n"
+"      local q = {admit and 1 or 0}\n"
+"      for j = i, e do\n"
+"        local s, k = B[j] % 64, KEYS[j]\n"
+"        local a, x = A[s], V[k]\n"
+"        local rem, reset, retry = 0, 0, 0\n"
+"        if a == 1 then\n"
+"          if x < now then x = now end\n"
+"          local d = x - now\n"
+"          if det then\n"
+"            rem = floor((C[s] - d) / T[s] + 0.000001)\n"
+"            if d > 0 then reset = d - floor((d - 1) / T[s]) * T[s] end\n"
+"          end\n"
+"          if not ok[j] then retry = x + T[s] - now - C[s] end\n"
+"        elseif a == 2 then\n"
+"          rem = Q[s] - x\n"
+"          reset = (W[s] + 1) * P[s] - now\n"
+"          if not ok[j] then retry = reset end\n"
+"        else\n"
+"          rem = Q[s] - x\n"
+"          if det and x > 0 then\n"
+"            local b = O[k]\n"
+"            if b == nil then\n"
+"              b = now\n"
+"              if V0[k] > 0 then\n"
+"                b = tonumber(call('ZRANGE', k, 0, 0, 'WITHSCORES')[2])\n"
+"              end\n"
+"              O[k] = b\n"
+"            end\n"
+"            reset = b + P[s] - now\n"
+"          end\n"
+"          if not ok[j] then\n"
+"            local c = x - Q[s]\n"
+"            if c < V0[k] then\n"
+"              retry = tonumber(call('ZRANGE', k, c, c, 'WITHSCORES')[2])\n"
+"                      + P[s] - now\n"
+"            else\n"
+"              retry = P[s]\n"
+"            end\n"
+"          end\n"
+"        end\n"
+"        if rem < 0 then rem = 0 end\n"
+"        if reset < 0 then reset = 0 end\n"
+"        if retry < 0 then retry = 0 end\n"
+"        q[#q + 1] = ok[j] and 1 or 0\n"
+"        q[#q + 1] = rem\n"
+"        q[#q + 1] = ceil(reset / 1000)\n"
+"        q[#q + 1] = ceil(retry / 1000)\n"
+"      end\n"
+"      r[nr] = q\n"
 "    end\n"
 "  end\n"
-"  if rem < 0 then rem = 0 end\n"
-"  if reset < 0 then reset = 0 end\n"
-"  if retry < 0 then retry = 0 end\n"
-"  r[#r + 1] = e.ok and 1 or 0\n"
-"  r[#r + 1] = rem\n"
-"  r[#r + 1] = math.ceil(reset / 1000)\n"
-"  r[#r + 1] = math.ceil(retry / 1000)\n"
+"  i = e + 1\n"
+"end\n"
+"for j = 1, nd do\n"
+"  local k = D[j]\n"
+"  local s = S[k]\n"
+"  local a = A[s]\n"
+"  if a == 1 then\n"
+"    call('SET', k, fmt('%d', V[k] + 0.999999), 'PX',\n"
+"         fmt('%d', (V[k] - now) / 1000 + 1))\n"
+"  elseif a == 2 then\n"
+"    if V0[k] == 0 then\n"
+"      call('HSET', k, 'w', F[s], 'c', fmt('%d', V[k]))\n"
+"      call('PEXPIRE', k, X[s])\n"
+"    else\n"
+"      call('HINCRBY', k, 'c', fmt('%d', V[k] - V0[k]))\n"
+"    end\n"
+"  else\n"
+"    call('ZADD', k, unpack(M[k]))\n"
+"    call('PEXPIRE', k, X[s])\n"
+"  end\n"
 "end\n"
 "return r\n");
 
@@ -527,17 +731,32 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_main_conf_t *gmcf,
     ngx_http_gw_ratelimit_loc_conf_t *glcf)
 {
-    ngx_str_t                       raw;
-    ngx_uint_t                      i, n;
+    u_char                         *p;
+    size_t                          size, len;
+    ngx_uint_t                      i, m;
     ngx_pool_cleanup_t             *cln;
-    ngx_http_gw_redis_cmd_t        *cmd;
+    ngx_http_variable_value_t      *vv;
     ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_zone_t   *zone;
     ngx_http_gw_ratelimit_limit_t  *limits;
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_gw_ratelimit_ctx_t));
+    limits = glcf->limits->elts;
+    m = glcf->limits->nelts;
+
+    /* the context and its per-limit arrays in one allocation */
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_gw_ratelimit_ctx_t)
+                              + m * (sizeof(ngx_http_gw_ratelimit_result_t)
+                                     + sizeof(ngx_str_t) + sizeof(void *)));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_memzero(ctx, sizeof(ngx_http_gw_ratelimit_ctx_t));
+
+    ctx->results = (ngx_http_gw_ratelimit_result_t *) (ctx + 1);
+    ctx->keys = (ngx_str_t *) (ctx->results + m);
+    ctx->limits = (ngx_http_gw_ratelimit_limit_t **) (ctx->keys + m);
 
     /* the cleanup finds the context again after an internal redirect */
 
@@ -556,34 +775,40 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ctx->glcf = glcf;
     ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
 
-    limits = glcf->limits->elts;
-    n = glcf->limits->nelts;
+    /* the raw key values first: the keys are written where they are sent */
 
-    ctx->limits = ngx_palloc(r->pool, n * sizeof(void *));
-    ctx->keys = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
-    ctx->results = ngx_pcalloc(r->pool,
-                               n * sizeof(ngx_http_gw_ratelimit_result_t));
+    size = 0;
 
-    if (ctx->limits == NULL || ctx->keys == NULL || ctx->results == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    for (i = 0; i < m; i++) {
+        zone = limits[i].zone;
 
-    for (i = 0; i < n; i++) {
+        if (zone->variable != NGX_ERROR) {
+            vv = ngx_http_get_flushed_variable(r, zone->variable);
+            if (vv == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
 
-        if (ngx_http_complex_value(r, &limits[i].zone->key, &raw) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            if (vv->not_found || vv->len == 0) {
+                continue;
+            }
+
+            ctx->keys[ctx->n].len = vv->len;
+            ctx->keys[ctx->n].data = vv->data;
+
+        } else {
+            if (ngx_http_complex_value(r, &zone->key, &ctx->keys[ctx->n])
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (ctx->keys[ctx->n].len == 0) {
+                continue;
+            }
         }
 
-        if (raw.len == 0) {
-            continue;
-        }
-
-        if (ngx_http_gw_ratelimit_key(r, limits[i].zone, &raw,
-                                      &ctx->keys[ctx->n])
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        size += sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
+                + ngx_http_gw_ratelimit_key_len(zone, &ctx->keys[ctx->n]);
 
         ctx->limits[ctx->n++] = &limits[i];
     }
@@ -593,52 +818,71 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_gw_ratelimit_command(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cmd = NULL;
-
     if (gmcf->conn == NULL && ngx_process == NGX_PROCESS_SINGLE) {
         /* master_process off and reloaded: init_process does not run */
         (void) ngx_http_gw_ratelimit_init_worker((ngx_cycle_t *) ngx_cycle,
                                                  gmcf);
     }
 
-    if (gmcf->conn != NULL) {
-        cmd = ngx_http_gw_redis_send(gmcf->conn, ctx->argc, ctx->argv,
-                                     ctx->argvlen, ngx_http_gw_ratelimit_reply,
-                                     ctx);
-    }
+    if (gmcf->conn != NULL && ngx_http_gw_redis_usable(gmcf->conn)) {
 
-    if (cmd == NULL) {
-        /* backing off, too busy or not connectable: do not wait */
-        ngx_http_gw_ratelimit_unavailable(ctx);
-        return ngx_http_gw_ratelimit_apply(r, ctx);
-    }
+        /* a batch that fails at once may decide it inside join() */
 
-    ctx->cmd = cmd;
-    ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
+        ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "gw_ratelimit: waiting for redis, %ui limits", ctx->n);
+        if (ngx_http_gw_ratelimit_join(ctx, ctx->keys, size) == NGX_OK) {
 
-    /* notice a client that goes away meanwhile */
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "gw_ratelimit: waiting for redis, %ui limits, "
+                           "state %ui", ctx->n, ctx->state);
 
-    if (r->connection->read->ready) {
-        ngx_post_event(r->connection->read, &ngx_posted_events);
+            if (ctx->state == NGX_HTTP_GW_RATELIMIT_WAITING) {
+                r->write_event_handler = ngx_http_request_empty_handler;
+            }
 
-    } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
-        ngx_http_gw_redis_detach(cmd);
-        ctx->cmd = NULL;
+            /* notice a client that goes away meanwhile */
+
+            r->read_event_handler = ngx_http_test_reading;
+
+            if (r->connection->read->ready) {
+                ngx_post_event(r->connection->read, &ngx_posted_events);
+
+            } else if (ngx_handle_read_event(r->connection->read, 0)
+                       != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return NGX_AGAIN;
+        }
+
         ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
+    /* backing off, too busy or not connectable: do not wait */
 
-    return NGX_AGAIN;
+    if (glcf->fail == NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL) {
+
+        for (i = 0; i < ctx->n; i++) {
+            len = ngx_http_gw_ratelimit_key_len(ctx->limits[i]->zone,
+                                                &ctx->keys[i]);
+
+            p = ngx_pnalloc(r->pool, len);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            (void) ngx_http_gw_ratelimit_key(p, ctx->limits[i]->zone,
+                                             &ctx->keys[i]);
+
+            ctx->keys[i].data = p;
+            ctx->keys[i].len = len;
+        }
+    }
+
+    ngx_http_gw_ratelimit_unavailable(ctx);
+
+    return ngx_http_gw_ratelimit_apply(r, ctx);
 }
 
 
@@ -647,32 +891,27 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
  * a long key: zones never share a key, keys are binary-safe and bounded.
  */
 
-static ngx_int_t
-ngx_http_gw_ratelimit_key(ngx_http_request_t *r,
-    ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw, ngx_str_t *key)
+static size_t
+ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
+    ngx_str_t *raw)
 {
-    u_char     *p;
+    return zone->prefix.len + 1
+           + (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY ? raw->len : 40);
+}
+
+
+static u_char *
+ngx_http_gw_ratelimit_key(u_char *p, ngx_http_gw_ratelimit_zone_t *zone,
+    ngx_str_t *raw)
+{
     u_char      hash[20];
     ngx_sha1_t  sha1;
 
-    if (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY) {
-        key->len = zone->prefix.len + 1 + raw->len;
-
-    } else {
-        key->len = zone->prefix.len + 1 + 40;
-    }
-
-    key->data = ngx_pnalloc(r->pool, key->len);
-    if (key->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(key->data, zone->prefix.data, zone->prefix.len);
+    p = ngx_cpymem(p, zone->prefix.data, zone->prefix.len);
 
     if (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY) {
         *p++ = ':';
-        ngx_memcpy(p, raw->data, raw->len);
-        return NGX_OK;
+        return ngx_cpymem(p, raw->data, raw->len);
     }
 
     ngx_sha1_init(&sha1);
@@ -680,116 +919,362 @@ ngx_http_gw_ratelimit_key(ngx_http_request_t *r,
     ngx_sha1_final(hash, &sha1);
 
     *p++ = '#';
-    ngx_hex_dump(p, hash, 20);
+
+    return ngx_hex_dump(p, hash, 20);
+}
+
+
+/*
+ * Adds the request to the worker's open batch (a new one when there is
+ * none, or when the request does not fit: then the full one is sent now).
+ * "raw" are the key values, "size" bounds the bytes of their keys.
+ */
+
+static ngx_int_t
+ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
+    size_t size)
+{
+    u_char                             *p;
+    size_t                              len;
+    ngx_uint_t                          i, s;
+    ngx_http_gw_ratelimit_batch_t      *b;
+    ngx_http_gw_ratelimit_limit_t      *limit;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+
+    gmcf = ctx->gmcf;
+    b = gmcf->batch;
+
+    if (b != NULL && !ngx_http_gw_ratelimit_fits(b, ctx, size)) {
+        ngx_http_gw_ratelimit_flush(gmcf, 1);
+        b = NULL;
+    }
+
+    if (b == NULL) {
+        b = gmcf->free;
+
+        if (b != NULL) {
+            gmcf->free = b->next;
+
+        } else {
+            if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
+                ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
+                                            "gw_ratelimit redis \"%V\": %d "
+                                            "batches in flight, failing fast",
+                                            &gmcf->redis.name,
+                                            NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
+                return NGX_DECLINED;
+            }
+
+            b = ngx_palloc(ngx_cycle->pool,
+                           sizeof(ngx_http_gw_ratelimit_batch_t));
+            if (b == NULL) {
+                return NGX_ERROR;
+            }
+
+            b->gmcf = gmcf;
+            gmcf->batches++;
+        }
+
+        b->next = NULL;
+        b->cmd = NULL;
+        b->nreq = 0;
+        b->nkeys = 0;
+        b->nspecs = 0;
+        b->id = gmcf->sequence++;
+        b->start = ngx_current_msec;
+        b->last = b->keys;
+        b->eval = 0;
+
+        gmcf->batch = b;
+
+        if (!gmcf->flush.posted) {
+            ngx_post_event(&gmcf->flush, &ngx_posted_events);
+        }
+    }
+
+    /* the keys in the Redis protocol, and a descriptor byte for each */
+
+    p = b->last;
+
+    for (i = 0; i < ctx->n; i++) {
+        limit = ctx->limits[i];
+
+        for (s = 0; s < b->nspecs; s++) {
+            if (b->spec[s] == limit) {
+                break;
+            }
+        }
+
+        if (s == b->nspecs) {
+            b->spec[b->nspecs++] = limit;
+        }
+
+        b->desc[b->nkeys++] = (u_char) (s + 1)
+                              | (i == ctx->n - 1
+                                 ? NGX_HTTP_GW_RATELIMIT_LAST : 0)
+                              | (ctx->glcf->headers
+                                 ? NGX_HTTP_GW_RATELIMIT_DETAILS : 0);
+
+        len = ngx_http_gw_ratelimit_key_len(limit->zone, &raw[i]);
+
+        p = ngx_sprintf(p, "$%uz\r\n", len);
+
+        (void) ngx_http_gw_ratelimit_key(p, limit->zone, &raw[i]);
+
+        ctx->keys[i].data = p;
+        ctx->keys[i].len = len;
+
+        p += len;
+        *p++ = CR;
+        *p++ = LF;
+    }
+
+    b->last = p;
+    b->nlimits[b->nreq] = (u_char) ctx->n;
+    b->req[b->nreq] = ctx;
+
+    ctx->batch = b;
+    ctx->slot = b->nreq++;
+
+    if (b->nreq == NGX_HTTP_GW_RATELIMIT_BATCH) {
+        ngx_http_gw_ratelimit_flush(gmcf, 1);
+    }
 
     return NGX_OK;
 }
 
 
-/* EVALSHA sha1 n key... id (algorithm period count burst)... */
-
-static ngx_int_t
-ngx_http_gw_ratelimit_command(ngx_http_request_t *r,
-    ngx_http_gw_ratelimit_ctx_t *ctx)
+static ngx_uint_t
+ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size)
 {
-    u_char                             *p;
-    size_t                             *argvlen;
-    ngx_uint_t                          i, j, k;
-    const char                        **argv;
-    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+    ngx_uint_t  i, s, specs;
 
-    gmcf = ctx->gmcf;
-
-    ctx->argc = (int) (4 + 5 * ctx->n);
-
-    argv = ngx_palloc(r->pool, ctx->argc * sizeof(char *));
-    argvlen = ngx_palloc(r->pool, ctx->argc * sizeof(size_t));
-
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + gmcf->token.len + 1
-                             + NGX_ATOMIC_T_LEN);
-
-    if (argv == NULL || argvlen == NULL || p == NULL) {
-        return NGX_ERROR;
+    if (b->nkeys + ctx->n > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
+        || (size_t) (b->keys + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES - b->last)
+           < size)
+    {
+        return 0;
     }
 
-    argv[0] = "EVALSHA";
-    argvlen[0] = sizeof("EVALSHA") - 1;
-    argv[1] = (const char *) gmcf->sha1.data;
-    argvlen[1] = gmcf->sha1.len;
-
-    argv[2] = (const char *) p;
-    argvlen[2] = ngx_sprintf(p, "%ui", ctx->n) - p;
-    p += argvlen[2];
-
-    k = 3;
+    specs = b->nspecs;
 
     for (i = 0; i < ctx->n; i++) {
-        argv[k] = (const char *) ctx->keys[i].data;
-        argvlen[k++] = ctx->keys[i].len;
-    }
+        for (s = 0; s < b->nspecs; s++) {
+            if (b->spec[s] == ctx->limits[i]) {
+                break;
+            }
+        }
 
-    argv[k] = (const char *) p;
-    argvlen[k++] = ngx_sprintf(p, "%V-%ui", &gmcf->token, gmcf->sequence++)
-                   - p;
-
-    for (i = 0; i < ctx->n; i++) {
-        for (j = 0; j < 4; j++) {
-            argv[k] = (const char *) ctx->limits[i]->args[j].data;
-            argvlen[k++] = ctx->limits[i]->args[j].len;
+        if (s == b->nspecs) {
+            specs++;
         }
     }
 
-    ctx->argv = argv;
-    ctx->argvlen = argvlen;
+    return specs <= NGX_HTTP_GW_RATELIMIT_BATCH_SPECS;
+}
 
-    return NGX_OK;
+
+/*
+ * The end of the event loop iteration (posted), a reply that lets a held
+ * batch go (posted), or the deadline of a held batch (timer).
+ */
+
+static void
+ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_gw_ratelimit_batch_t      *b;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+
+    gmcf = ev->data;
+
+    if (ev->timedout) {
+        ev->timedout = 0;
+
+        b = gmcf->batch;
+
+        if (b != NULL
+            && (ngx_msec_int_t) (b->start + gmcf->redis.timeout
+                                 - ngx_current_msec) <= 0)
+        {
+            /* not sent in time: only if replies stopped coming */
+            gmcf->batch = NULL;
+            ngx_http_gw_ratelimit_finish(b, NULL);
+            return;
+        }
+    }
+
+    ngx_http_gw_ratelimit_flush(gmcf, 0);
+}
+
+
+static void
+ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_uint_t now)
+{
+    size_t                          len;
+    ngx_msec_int_t                  timeout;
+    ngx_http_gw_redis_cmd_t        *cmd;
+    ngx_http_gw_ratelimit_batch_t  *b;
+
+    b = gmcf->batch;
+
+    if (b == NULL) {
+        return;
+    }
+
+    timeout = b->start + gmcf->redis.timeout - ngx_current_msec;
+
+    if (!now
+        && gmcf->inflight >= NGX_HTTP_GW_RATELIMIT_INFLIGHT
+        && timeout > 0)
+    {
+        /* held until a reply comes, at most until its deadline */
+
+        if (!gmcf->flush.timer_set) {
+            ngx_add_timer(&gmcf->flush, (ngx_msec_t) timeout);
+        }
+
+        return;
+    }
+
+    gmcf->batch = NULL;
+
+    if (gmcf->flush.timer_set) {
+        ngx_del_timer(&gmcf->flush);
+    }
+
+    if (timeout <= 0) {
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gmcf->conn->log, 0,
+                   "gw_ratelimit: sending a batch of %ui requests, %ui keys",
+                   b->nreq, b->nkeys);
+
+    len = ngx_http_gw_ratelimit_format(b, 0);
+
+    cmd = ngx_http_gw_redis_send(gmcf->conn, gmcf->command, len,
+                                 (ngx_msec_t) timeout,
+                                 ngx_http_gw_ratelimit_reply, b);
+
+    if (cmd == NULL) {
+        /* every request of the batch follows its fail policy */
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
+    }
+
+    b->cmd = cmd;
+    gmcf->inflight++;
+}
+
+
+/*
+ * The batch as one command, in the worker's command buffer:
+ * EVALSHA sha1 nkeys key... id descriptors spec...,
+ * or with eval, EVAL script nkeys ...
+ */
+
+static size_t
+ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_uint_t eval)
+{
+    u_char                             *p;
+    size_t                              n;
+    ngx_uint_t                          s;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+    u_char                              buf[NGX_INT_T_LEN + 64];
+
+    gmcf = b->gmcf;
+    p = gmcf->command;
+
+    p = ngx_sprintf(p, "*%ui\r\n", 3 + b->nkeys + 2 + 4 * b->nspecs);
+
+    if (eval) {
+        p = ngx_sprintf(p, "$4\r\nEVAL\r\n$%uz\r\n%V\r\n",
+                        ngx_http_gw_ratelimit_script.len,
+                        &ngx_http_gw_ratelimit_script);
+
+    } else {
+        p = ngx_sprintf(p, "$7\r\nEVALSHA\r\n$40\r\n%V\r\n", &gmcf->sha1);
+    }
+
+    n = ngx_sprintf(buf, "%ui", b->nkeys) - buf;
+    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+
+    p = ngx_cpymem(p, b->keys, b->last - b->keys);
+
+    /* the id: "<batch number, hex>.<worker token>" */
+
+    n = ngx_snprintf(buf, sizeof(buf), "%xi.%V", b->id, &gmcf->token) - buf;
+    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+
+    p = ngx_http_gw_ratelimit_bulk(p, b->desc, b->nkeys);
+
+    for (s = 0; s < b->nspecs; s++) {
+        p = ngx_cpymem(p, b->spec[s]->spec.data, b->spec[s]->spec.len);
+    }
+
+    return p - gmcf->command;
+}
+
+
+/* a bulk string of the Redis protocol */
+
+static u_char *
+ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data, size_t len)
+{
+    p = ngx_sprintf(p, "$%uz\r\n", len);
+    p = ngx_cpymem(p, data, len);
+
+    *p++ = CR;
+    *p++ = LF;
+
+    return p;
 }
 
 
 static void
 ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 {
-    ngx_http_gw_ratelimit_ctx_t *ctx = data;
+    ngx_http_gw_ratelimit_batch_t *b = data;
 
-    size_t                          len;
-    u_char                          buf[128];
-    ngx_uint_t                      i, admitted;
-    ngx_uint_t                      capacity[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
-    ngx_http_request_t             *r;
-    ngx_http_gw_redis_t            *conn;
-    ngx_http_gw_ratelimit_result_t  res[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
+    size_t                              len;
+    u_char                              buf[128];
+    ngx_uint_t                          i, j, k;
+    ngx_http_gw_redis_t                *conn;
+    ngx_http_gw_ratelimit_verdicts_t   *v;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
-    r = ctx->request;
-    conn = ctx->gmcf->conn;
+    gmcf = b->gmcf;
+    conn = gmcf->conn;
 
     /* the script cache was flushed: send the script itself, same deadline */
 
-    if (reply != NULL
-        && ctx->cmd != NULL
-        && !ctx->eval
-        && ngx_http_gw_ratelimit_noscript(reply))
-    {
-        ctx->eval = 1;
-        ctx->argv[0] = "EVAL";
-        ctx->argvlen[0] = sizeof("EVAL") - 1;
-        ctx->argv[1] = (const char *) ngx_http_gw_ratelimit_script.data;
-        ctx->argvlen[1] = ngx_http_gw_ratelimit_script.len;
+    if (reply != NULL && !b->eval && ngx_http_gw_ratelimit_noscript(reply)) {
+        b->eval = 1;
 
-        if (ngx_http_gw_redis_resend(ctx->cmd, ctx->argc, ctx->argv,
-                                     ctx->argvlen)
-            == NGX_OK)
-        {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+        len = ngx_http_gw_ratelimit_format(b, 1);
+
+        if (ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, conn->log, 0,
                            "gw_ratelimit: NOSCRIPT, sent EVAL");
             return;
         }
     }
 
-    ctx->cmd = NULL;
+    /* a held batch may go now, once this hiredis callback is over */
+
+    gmcf->inflight--;
+
+    if (gmcf->batch != NULL && !gmcf->flush.posted) {
+        ngx_post_event(&gmcf->flush, &ngx_posted_events);
+    }
 
     if (reply == NULL) {
-        ngx_http_gw_ratelimit_unavailable(ctx);
-        goto done;
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -799,67 +1284,206 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
                                     "gw_ratelimit redis \"%V\": "
                                     "script failed: \"%*s\"",
                                     &conn->conf->name, len, buf);
-        ngx_http_gw_ratelimit_unavailable(ctx);
-        goto done;
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
     }
 
-    for (i = 0; i < ctx->n; i++) {
-        capacity[i] = ctx->limits[i]->capacity;
+    /* what each request of the batch expects */
+
+    v = gmcf->verdicts;
+    v->nreq = b->nreq;
+    k = 0;
+
+    for (i = 0; i < b->nreq; i++) {
+        v->nlimits[i] = b->nlimits[i];
+        v->details[i] = (b->desc[k] & NGX_HTTP_GW_RATELIMIT_DETAILS) ? 1 : 0;
+
+        for (j = 0; j < b->nlimits[i]; j++, k++) {
+            v->capacity[k] = b->spec[(b->desc[k] & 0x3f) - 1]->capacity;
+        }
     }
 
-    if (ngx_http_gw_ratelimit_parse_reply(reply, ctx->n, capacity, res,
-                                          &admitted)
-        != NGX_OK)
-    {
+    if (ngx_http_gw_ratelimit_parse_batch(reply, v) != NGX_OK) {
         ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
                                     "gw_ratelimit redis \"%V\": "
                                     "unexpected script reply",
                                     &conn->conf->name);
-        ngx_http_gw_ratelimit_unavailable(ctx);
-        goto done;
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
     }
 
-    ngx_memcpy(ctx->results, res,
-               ctx->n * sizeof(ngx_http_gw_ratelimit_result_t));
-    ctx->known = 1;
+    if (v->error != NULL) {
+        len = ngx_http_gw_redis_printable(buf, sizeof(buf),
+                                          (u_char *) v->error->str,
+                                          v->error->len);
+        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
+                                    "gw_ratelimit redis \"%V\": "
+                                    "script failed for a request: \"%*s\"",
+                                    &conn->conf->name, len, buf);
+    }
 
-    ngx_http_gw_ratelimit_decide(ctx, admitted);
-
-done:
-
-    ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
-
-    /*
-     * Resume from the posted events queue rather than from inside the
-     * hiredis callback; should the request end before that, closing its
-     * connection (or stream) deletes the posted event.
-     */
-
-    r->write_event_handler = ngx_http_gw_ratelimit_resume;
-
-    ngx_post_event(r->connection->write, &ngx_posted_events);
+    ngx_http_gw_ratelimit_finish(b, v);
 }
 
 
 /*
- * Interprets the script's reply.  Everything is checked: the reply comes
- * from the network, and a wrong decision is worse than none (the caller
- * then follows the fail policy).
+ * Every request still waiting for the batch gets its decision (with the
+ * verdicts) or follows its fail policy (without), and resumes from the
+ * posted events queue rather than from inside the hiredis callback; should
+ * a request end before that, closing its connection (or stream) deletes
+ * the posted event.  Then the batch is free again.
+ */
+
+static void
+ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
+    ngx_http_gw_ratelimit_verdicts_t *v)
+{
+    ngx_uint_t                          i, k;
+    ngx_http_request_t                 *r;
+    ngx_http_gw_ratelimit_ctx_t        *ctx;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+
+    gmcf = b->gmcf;
+    k = 0;
+
+    for (i = 0; i < b->nreq; k += b->nlimits[i], i++) {
+        ctx = b->req[i];
+
+        if (ctx == NULL) {
+            /* the client went away: a late decision is discarded */
+            continue;
+        }
+
+        ctx->batch = NULL;
+
+        if (v == NULL || v->outcome[i] == NGX_HTTP_GW_RATELIMIT_FAILED) {
+            ngx_http_gw_ratelimit_unavailable(ctx);
+
+        } else {
+            if (v->known[i]) {
+                ngx_memcpy(ctx->results, &v->res[k],
+                           ctx->n * sizeof(ngx_http_gw_ratelimit_result_t));
+                ctx->known = 1;
+            }
+
+            ngx_http_gw_ratelimit_decide(ctx, v->outcome[i]
+                                         == NGX_HTTP_GW_RATELIMIT_ADMITTED);
+        }
+
+        ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
+
+        r = ctx->request;
+        r->write_event_handler = ngx_http_gw_ratelimit_resume;
+
+        ngx_post_event(r->connection->write, &ngx_posted_events);
+    }
+
+    b->next = gmcf->free;
+    gmcf->free = b;
+}
+
+
+/*
+ * Interprets a batch reply: an array with one element per request, each
+ * checked against what the request asked.  Everything is checked: the
+ * reply comes from the network, and a wrong decision is worse than none
+ * (on NGX_ERROR every request of the batch follows its fail policy).  An
+ * error element fails its request alone.
+ */
+
+static ngx_int_t
+ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
+    ngx_http_gw_ratelimit_verdicts_t *v)
+{
+    ngx_uint_t   i, k, admitted, known;
+    redisReply  *e;
+
+    v->error = NULL;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || v->nreq == 0
+        || v->nreq > NGX_HTTP_GW_RATELIMIT_BATCH
+        || reply->elements != v->nreq
+        || reply->element == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    k = 0;
+
+    for (i = 0; i < v->nreq; i++) {
+        e = reply->element[i];
+
+        if (v->nlimits[i] == 0
+            || v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS
+            || k + v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
+            || e == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        if (e->type == REDIS_REPLY_ERROR) {
+            v->outcome[i] = NGX_HTTP_GW_RATELIMIT_FAILED;
+            v->known[i] = 0;
+
+            if (v->error == NULL) {
+                v->error = e;
+            }
+
+        } else {
+            if (ngx_http_gw_ratelimit_parse_reply(e, v->nlimits[i],
+                                                  v->details[i],
+                                                  &v->capacity[k], &v->res[k],
+                                                  &admitted, &known)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            v->outcome[i] = admitted ? NGX_HTTP_GW_RATELIMIT_ADMITTED
+                                     : NGX_HTTP_GW_RATELIMIT_DENIED;
+            v->known[i] = (u_char) known;
+        }
+
+        k += v->nlimits[i];
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One request's element: the integer 1 when it was admitted and wanted no
+ * details, otherwise {admitted, (allowed, remaining, reset, retry)...}.
  */
 
 static ngx_int_t
 ngx_http_gw_ratelimit_parse_reply(redisReply *reply, ngx_uint_t n,
-    const ngx_uint_t *capacity, ngx_http_gw_ratelimit_result_t *res,
-    ngx_uint_t *admitted)
+    ngx_uint_t details, const ngx_uint_t *capacity,
+    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
+    ngx_uint_t *known)
 {
     ngx_uint_t   i, k, all;
     long long    v[4];
     redisReply  *e;
 
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || n == 0
-        || n > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS
+    if (n == 0 || n > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
+        return NGX_ERROR;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer != 1 || details) {
+            return NGX_ERROR;
+        }
+
+        *admitted = 1;
+        *known = 0;
+
+        return NGX_OK;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 1 + 4 * n
         || reply->element == NULL)
     {
@@ -911,6 +1535,8 @@ ngx_http_gw_ratelimit_parse_reply(redisReply *reply, ngx_uint_t n,
     if (*admitted != all) {
         return NGX_ERROR;
     }
+
+    *known = 1;
 
     return NGX_OK;
 }
@@ -1164,16 +1790,16 @@ ngx_http_gw_ratelimit_resume(ngx_http_request_t *r)
 }
 
 
-/* the request is going away: a late reply must not find it */
+/* the request is going away: a late decision must not find it */
 
 static void
 ngx_http_gw_ratelimit_cleanup(void *data)
 {
     ngx_http_gw_ratelimit_ctx_t *ctx = data;
 
-    if (ctx->cmd != NULL) {
-        ngx_http_gw_redis_detach(ctx->cmd);
-        ctx->cmd = NULL;
+    if (ctx->batch != NULL) {
+        ctx->batch->req[ctx->slot] = NULL;
+        ctx->batch = NULL;
     }
 }
 
@@ -1890,7 +2516,13 @@ ngx_http_gw_ratelimit_create_main_conf(ngx_conf_t *cf)
      *     gmcf->prefix = { 0, NULL };
      *     gmcf->shm_zone = NULL;
      *     gmcf->local_used = 0;
+     *     gmcf->spec_max = 0;
      *     gmcf->conn = NULL;
+     *     gmcf->batch = NULL;
+     *     gmcf->free = NULL;
+     *     gmcf->batches = 0;
+     *     gmcf->inflight = 0;
+     *     gmcf->flush = { 0 };
      */
 
     if (ngx_array_init(&gmcf->zones, cf->pool, 4, sizeof(void *)) != NGX_OK) {
@@ -2039,9 +2671,11 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_array_t *limits)
 {
     u_char                         *p;
+    size_t                          n;
     ngx_uint_t                      i, j;
     ngx_http_gw_ratelimit_zone_t  **zones, *zone;
     ngx_http_gw_ratelimit_limit_t  *limit;
+    u_char                          buf[NGX_INT64_LEN];
 
     limit = limits->elts;
     zones = gmcf->zones.elts;
@@ -2095,26 +2729,31 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
             }
         }
 
-        p = ngx_pnalloc(cf->pool, 4 * NGX_INT64_LEN);
+        /* the script's four arguments, in the Redis protocol */
+
+        p = ngx_pnalloc(cf->pool, 4 * (sizeof("$\r\n\r\n") - 1
+                                       + 2 * NGX_INT64_LEN));
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        limit[i].args[0].data = p;
-        p = ngx_sprintf(p, "%ui", zone->algorithm);
-        limit[i].args[0].len = p - limit[i].args[0].data;
+        limit[i].spec.data = p;
 
-        limit[i].args[1].data = p;
-        p = ngx_sprintf(p, "%uL", (uint64_t) zone->period * 1000000);
-        limit[i].args[1].len = p - limit[i].args[1].data;
+        n = ngx_sprintf(buf, "%ui", zone->algorithm) - buf;
+        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
 
-        limit[i].args[2].data = p;
-        p = ngx_sprintf(p, "%ui", zone->count);
-        limit[i].args[2].len = p - limit[i].args[2].data;
+        n = ngx_sprintf(buf, "%uL", (uint64_t) zone->period * 1000000) - buf;
+        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
 
-        limit[i].args[3].data = p;
-        p = ngx_sprintf(p, "%ui", limit[i].burst);
-        limit[i].args[3].len = p - limit[i].args[3].data;
+        n = ngx_sprintf(buf, "%ui", zone->count) - buf;
+        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+
+        n = ngx_sprintf(buf, "%ui", limit[i].burst) - buf;
+        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+
+        limit[i].spec.len = p - limit[i].spec.data;
+
+        gmcf->spec_max = ngx_max(gmcf->spec_max, limit[i].spec.len);
 
         limit[i].zone = zone;
     }
@@ -2325,6 +2964,33 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    /* a key that is one variable is read in place, not copied */
+
+    zone->variable = NGX_ERROR;
+
+    if (value[1].len > 1 && value[1].data[0] == '$') {
+
+        for (j = 1; j < value[1].len; j++) {
+            c = value[1].data[j];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                  || (c >= '0' && c <= '9') || c == '_'))
+            {
+                break;
+            }
+        }
+
+        if (j == value[1].len) {
+            name.len = value[1].len - 1;
+            name.data = value[1].data + 1;
+
+            zone->variable = ngx_http_get_variable_index(cf, &name);
+            if (zone->variable == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;
@@ -2727,7 +3393,7 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
 {
     u_char  *p;
 
-    /* sliding window members: unique across workers and instances */
+    /* batch ids: unique across workers and instances */
 
     p = ngx_pnalloc(cycle->pool, 2 * NGX_INT32_LEN + NGX_INT64_LEN + 2);
     if (p == NULL) {
@@ -2739,6 +3405,34 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
                                   (uint32_t) ngx_random(),
                                   (uint32_t) ngx_random(), ngx_pid)
                       - p;
+
+    /* the longest command: EVAL with the script, every key and limit */
+
+    gmcf->command_size = sizeof("*\r\n$4\r\nEVAL\r\n$\r\n\r\n$\r\n\r\n") - 1
+                         + 3 * NGX_INT_T_LEN
+                         + ngx_http_gw_ratelimit_script.len
+                         + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES
+                         + sizeof("$\r\n.\r\n") - 1 + 2 * NGX_INT_T_LEN
+                         + gmcf->token.len
+                         + sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
+                         + NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
+                         + NGX_HTTP_GW_RATELIMIT_BATCH_SPECS * gmcf->spec_max;
+
+    gmcf->command = ngx_pnalloc(cycle->pool, gmcf->command_size);
+    if (gmcf->command == NULL) {
+        return NGX_ERROR;
+    }
+
+    gmcf->verdicts = ngx_palloc(cycle->pool,
+                                sizeof(ngx_http_gw_ratelimit_verdicts_t));
+    if (gmcf->verdicts == NULL) {
+        return NGX_ERROR;
+    }
+
+    gmcf->flush.handler = ngx_http_gw_ratelimit_flush_handler;
+    gmcf->flush.data = gmcf;
+    gmcf->flush.log = cycle->log;
+    gmcf->flush.cancelable = 1;
 
     /* connected lazily, by the first request */
 
@@ -2761,6 +3455,14 @@ ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle)
 
     if (gmcf == NULL || gmcf->conn == NULL) {
         return;
+    }
+
+    if (gmcf->flush.posted) {
+        ngx_delete_posted_event(&gmcf->flush);
+    }
+
+    if (gmcf->flush.timer_set) {
+        ngx_del_timer(&gmcf->flush);
     }
 
     ngx_http_gw_redis_destroy(gmcf->conn);

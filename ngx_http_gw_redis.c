@@ -113,10 +113,33 @@ ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis)
 }
 
 
+/*
+ * Whether a command sent now would be tried at all: not while backing off
+ * after failed connection attempts, nor with too many in flight.
+ */
+
+ngx_uint_t
+ngx_http_gw_redis_usable(ngx_http_gw_redis_t *redis)
+{
+    if (redis->exiting || redis->pending >= NGX_HTTP_GW_REDIS_MAX_PENDING) {
+        return 0;
+    }
+
+    return redis->ac != NULL
+           || (ngx_msec_int_t) (redis->retry_at - ngx_current_msec) <= 0;
+}
+
+
+/*
+ * "command" is in the Redis protocol already; hiredis copies it into its
+ * output buffer, written at the end of this event loop iteration.  The
+ * reply is due within "timeout".
+ */
+
 ngx_http_gw_redis_cmd_t *
-ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, int argc,
-    const char **argv, const size_t *argvlen,
-    ngx_http_gw_redis_handler_pt handler, void *data)
+ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
+    size_t len, ngx_msec_t timeout, ngx_http_gw_redis_handler_pt handler,
+    void *data)
 {
     ngx_http_gw_redis_cmd_t  *cmd;
 
@@ -169,8 +192,8 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, int argc,
     cmd->next = NULL;
     cmd->resent = 0;
 
-    if (redisAsyncCommandArgv(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
-                              argc, argv, argvlen)
+    if (redisAsyncFormattedCommand(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
+                                   (const char *) command, len)
         != REDIS_OK)
     {
         cmd->data = NULL;
@@ -181,15 +204,15 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, int argc,
 
     redis->pending++;
 
-    ngx_add_timer(&cmd->timer, redis->conf->timeout);
+    ngx_add_timer(&cmd->timer, timeout);
 
     return cmd;
 }
 
 
 ngx_int_t
-ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, int argc,
-    const char **argv, const size_t *argvlen)
+ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, u_char *command,
+    size_t len)
 {
     ngx_http_gw_redis_t  *redis;
 
@@ -199,8 +222,8 @@ ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, int argc,
         return NGX_ERROR;
     }
 
-    if (redisAsyncCommandArgv(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
-                              argc, argv, argvlen)
+    if (redisAsyncFormattedCommand(redis->ac, ngx_http_gw_redis_cmd_reply, cmd,
+                                   (const char *) command, len)
         != REDIS_OK)
     {
         return NGX_ERROR;
@@ -212,19 +235,6 @@ ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, int argc,
     cmd->resent = 1;
 
     return NGX_OK;
-}
-
-
-void
-ngx_http_gw_redis_detach(ngx_http_gw_redis_cmd_t *cmd)
-{
-    /*
-     * The command stays queued in hiredis until its reply (discarded) or
-     * the connection's end; its timer keeps running, since a deadline miss
-     * says something about the connection whoever waits for the reply.
-     */
-
-    cmd->data = NULL;
 }
 
 

@@ -2,8 +2,9 @@
 /*
  * nginx-gw: hiredis async API driven by nginx events.
  *
- * One persistent connection per worker process carries the pipelined
- * commands of many requests.  Every command has a deadline enforced by an
+ * One persistent connection per worker process carries pipelined commands
+ * (for gw_ratelimit, one per event loop iteration with the decisions of all
+ * its requests).  Every command has a deadline enforced by an
  * nginx timer; a reply that misses it breaks the connection, which is
  * closed (failing every command still in flight) and reconnected later with
  * an exponential backoff.  Replies are dispatched here, not by hiredis, so
@@ -41,9 +42,9 @@ typedef struct ngx_http_gw_redis_s      ngx_http_gw_redis_t;
 typedef struct ngx_http_gw_redis_cmd_s  ngx_http_gw_redis_cmd_t;
 
 /*
- * Called once per attached command: with the reply (which may be an error
- * reply), or with NULL when Redis is unavailable, the connection broke or
- * the deadline passed.  The reply is freed after the handler returns.
+ * Called once per command: with the reply (which may be an error reply),
+ * or with NULL when Redis is unavailable, the connection broke or the
+ * deadline passed.  The reply is freed after the handler returns.
  */
 typedef void (*ngx_http_gw_redis_handler_pt)(void *data, redisReply *reply);
 
@@ -64,7 +65,7 @@ typedef struct {
 struct ngx_http_gw_redis_cmd_s {
     ngx_http_gw_redis_t          *redis;
     ngx_http_gw_redis_handler_pt  handler;
-    void                         *data;        /* NULL: detached */
+    void                         *data;        /* NULL: nobody waits */
     ngx_event_t                   timer;
     ngx_http_gw_redis_cmd_t      *next;        /* free list */
     unsigned                      resent:1;
@@ -101,12 +102,12 @@ ngx_http_gw_redis_t *ngx_http_gw_redis_create(ngx_cycle_t *cycle,
     ngx_http_gw_redis_conf_t *conf);
 void ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis);
 
+ngx_uint_t ngx_http_gw_redis_usable(ngx_http_gw_redis_t *redis);
 ngx_http_gw_redis_cmd_t *ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis,
-    int argc, const char **argv, const size_t *argvlen,
+    u_char *command, size_t len, ngx_msec_t timeout,
     ngx_http_gw_redis_handler_pt handler, void *data);
-ngx_int_t ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, int argc,
-    const char **argv, const size_t *argvlen);
-void ngx_http_gw_redis_detach(ngx_http_gw_redis_cmd_t *cmd);
+ngx_int_t ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd,
+    u_char *command, size_t len);
 
 void ngx_cdecl ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis,
     ngx_uint_t level, const char *fmt, ...);

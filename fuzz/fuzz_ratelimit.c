@@ -3,10 +3,13 @@
  * libFuzzer harness for the gw_ratelimit handling of Redis replies: the
  * hiredis reader with our bounded reply objects fed hostile bytes (split
  * into two feeds, as replies arrive in pieces), then every reply it yields
- * interpreted as the script's decision for 1 to 16 limits.
+ * interpreted as the script's verdicts on a batch of 1 to 64 requests of 1
+ * to 16 limits each.
  *
- * Input: byte 0 the number of limits, byte 1 where to split the feed,
- * bytes 2..17 the limits' capacities, the rest the bytes from "Redis".
+ * Input: byte 0 the number of requests, byte 1 where to split the feed,
+ * bytes 2..65 the requests' shapes (low 4 bits: limits - 1, bit 7: the
+ * request wants the details), bytes 66..129 the capacities of the limits
+ * (key k has capacity byte 66 + k % 64), the rest the bytes from "Redis".
  */
 
 
@@ -14,7 +17,15 @@
 #include "../ngx_http_gw_ratelimit_module.c"
 
 
+#define FUZZ_SHAPES  2
+#define FUZZ_CAPS    (FUZZ_SHAPES + NGX_HTTP_GW_RATELIMIT_BATCH)
+#define FUZZ_HEAD    (FUZZ_CAPS + 64)
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+static ngx_http_gw_ratelimit_verdicts_t  fuzz_verdicts;
 
 
 static void
@@ -60,30 +71,122 @@ fuzz_check_object(redisReply *r, ngx_uint_t depth)
 }
 
 
+/* a believed verdict is consistent with the reply and bounded */
+
+static void
+fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
+{
+    ngx_uint_t                       i, j, k, all;
+    redisReply                      *e;
+    ngx_http_gw_ratelimit_result_t  *res;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != v->nreq) {
+        abort();
+    }
+
+    k = 0;
+
+    for (i = 0; i < v->nreq; i++) {
+        e = reply->element[i];
+
+        switch (v->outcome[i]) {
+
+        case NGX_HTTP_GW_RATELIMIT_FAILED:
+            if (e->type != REDIS_REPLY_ERROR || v->known[i]
+                || v->error == NULL)
+            {
+                abort();
+            }
+
+            break;
+
+        case NGX_HTTP_GW_RATELIMIT_ADMITTED:
+        case NGX_HTTP_GW_RATELIMIT_DENIED:
+            if (e->type == REDIS_REPLY_ERROR) {
+                abort();
+            }
+
+            if (!v->known[i]) {
+                /* only "admitted, no details wanted" comes without results */
+                if (v->outcome[i] != NGX_HTTP_GW_RATELIMIT_ADMITTED
+                    || v->details[i] || e->type != REDIS_REPLY_INTEGER)
+                {
+                    abort();
+                }
+
+                break;
+            }
+
+            all = 1;
+
+            for (j = 0; j < v->nlimits[i]; j++) {
+                res = &v->res[k + j];
+
+                if (res->allowed > 1
+                    || res->remaining > v->capacity[k + j]
+                    || res->reset > NGX_HTTP_GW_RATELIMIT_MAX_MSEC
+                    || res->retry > NGX_HTTP_GW_RATELIMIT_MAX_MSEC)
+                {
+                    abort();
+                }
+
+                all &= res->allowed;
+            }
+
+            if (all != (v->outcome[i] == NGX_HTTP_GW_RATELIMIT_ADMITTED)) {
+                abort();
+            }
+
+            break;
+
+        default:
+            abort();
+        }
+
+        k += v->nlimits[i];
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    void                            *reply;
-    size_t                           split, len;
-    u_char                           buf[128];
-    ngx_uint_t                       i, n, admitted, all;
-    ngx_uint_t                       cap[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
-    redisReader                     *reader;
-    ngx_http_gw_ratelimit_result_t   res[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
+    void                              *reply;
+    size_t                             split, len;
+    u_char                             buf[128];
+    ngx_uint_t                         i, k, nreq;
+    redisReader                       *reader;
+    ngx_http_gw_ratelimit_verdicts_t  *v;
 
-    if (size < 2 + NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
+    if (size < FUZZ_HEAD) {
         return 0;
     }
 
-    n = 1 + data[0] % NGX_HTTP_GW_RATELIMIT_MAX_LIMITS;
-    split = data[1];
+    v = &fuzz_verdicts;
 
-    for (i = 0; i < NGX_HTTP_GW_RATELIMIT_MAX_LIMITS; i++) {
-        cap[i] = data[2 + i];
+    nreq = 1 + data[0] % NGX_HTTP_GW_RATELIMIT_BATCH;
+    split = data[1];
+    k = 0;
+
+    for (i = 0; i < nreq; i++) {
+        v->nlimits[i] = 1 + (data[FUZZ_SHAPES + i] & 0x0f);
+        v->details[i] = (data[FUZZ_SHAPES + i] & 0x80) ? 1 : 0;
+
+        if (k + v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS) {
+            /* a batch closes before this request: it is not in it */
+            nreq = i;
+            break;
+        }
+
+        k += v->nlimits[i];
     }
 
-    data += 2 + NGX_HTTP_GW_RATELIMIT_MAX_LIMITS;
-    len = size - 2 - NGX_HTTP_GW_RATELIMIT_MAX_LIMITS;
+    for (i = 0; i < k; i++) {
+        v->capacity[i] = data[FUZZ_CAPS + i % 64];
+    }
+
+    data += FUZZ_HEAD;
+    len = size - FUZZ_HEAD;
     split %= len + 1;
 
     reader = redisReaderCreateWithFunctions(
@@ -129,28 +232,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
 
-        if (ngx_http_gw_ratelimit_parse_reply(reply, n, cap, res, &admitted)
-            == NGX_OK)
-        {
-            /* a believed decision is consistent and bounded */
+        v->nreq = nreq;
 
-            all = 1;
-
-            for (i = 0; i < n; i++) {
-                if (res[i].allowed > 1
-                    || res[i].remaining > cap[i]
-                    || res[i].reset > NGX_HTTP_GW_RATELIMIT_MAX_MSEC
-                    || res[i].retry > NGX_HTTP_GW_RATELIMIT_MAX_MSEC)
-                {
-                    abort();
-                }
-
-                all &= res[i].allowed;
-            }
-
-            if (admitted != all) {
-                abort();
-            }
+        if (ngx_http_gw_ratelimit_parse_batch(reply, v) == NGX_OK) {
+            fuzz_check_verdicts(reply, v);
         }
 
         freeReplyObject(reply);

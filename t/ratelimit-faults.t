@@ -845,7 +845,7 @@ invalid reply: Protocol error
 
 
 
-=== TEST 25: a well-formed but wrong script reply is not believed
+=== TEST 25: a well-formed but wrong batch reply is not believed
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
     gw_ratelimit_zone $arg_c zone=z rate=1r/m;
@@ -860,7 +860,8 @@ invalid reply: Protocol error
     }
 --- tcp_listen: $TEST_NGINX_RAND_PORT_2
 --- tcp_reply eval
-"+OK\r\n*5\r\n:1\r\n:1\r\n:999\r\n:0\r\n:0\r\n"
+# the batch of one request, whose remaining count exceeds the limit
+"+OK\r\n*1\r\n*5\r\n:1\r\n:1\r\n:999\r\n:0\r\n:0\r\n"
 --- request
 GET /t?c=a
 --- error_code: 503

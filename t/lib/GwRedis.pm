@@ -254,6 +254,103 @@ sub http_get {
             body => $body // '', secs => time - $t0);
 }
 
+# Many requests at once, each on its own connection: all connections are
+# opened first, then every request is written in one quick loop, so that
+# nginx reads them in the same event loop iteration (one batch, or several
+# full ones).  Each request is [port, path, {headers}].  With abort =>
+# {index => 1}, abort_after => secs, those connections are closed unread
+# after that time.  Returns the statuses in order (0: no response).
+sub http_burst {
+    my ($reqs, %o) = @_;
+    my @socks = map { connect_http($_->[0]) } @$reqs;
+    my @out;
+    for my $i (0 .. $#$reqs) {
+        my ($port, $path, $h) = @{ $reqs->[$i] };
+        my $req = "GET $path HTTP/1.0\r\nHost: localhost\r\n";
+        $req .= "$_: $h->{$_}\r\n" for sort keys %{ $h || {} };
+        push @out, "$req\r\n";
+    }
+    syswrite($socks[$_], $out[$_]) for 0 .. $#socks;
+
+    my %abort = %{ $o{abort} || {} };
+    if (%abort) {
+        sleep($o{abort_after} // 0.05);
+        for my $i (keys %abort) {
+            close $socks[$i];
+            $socks[$i] = undef;
+        }
+    }
+
+    my @resp = ('') x @socks;
+    my $sel = IO::Select->new(grep { defined } @socks);
+    my %idx = map { defined $socks[$_] ? ("$socks[$_]" => $_) : () }
+              0 .. $#socks;
+    my $deadline = time + ($o{timeout} // 10);
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(0.5)) {
+            my $n = sysread($s, my $buf, 65536);
+            if ($n) {
+                $resp[$idx{"$s"}] .= $buf;
+                next;
+            }
+            $sel->remove($s);
+            close $s;
+        }
+    }
+    return map { /^HTTP\/\S+ (\d+)/ ? $1 : 0 } @resp;
+}
+
+# A stand-in for Redis on $port, in a child process: it answers every
+# command it parses with $answer->(\@args) (a RESP string) and appends one
+# line per command ("NAME nargs") to $log.  Returns its pid; stop() ends it.
+sub fake_redis {
+    my ($port, $answer, $log) = @_;
+    my $l = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
+                                  LocalPort => $port, ReuseAddr => 1)
+        or die "fake redis on $port: $!";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid) {
+        close $l;
+        push @Children, $pid;
+        return $pid;
+    }
+    $SIG{TERM} = sub { POSIX::_exit(0) };
+    while (my $c = $l->accept) {
+        my $buf = '';
+        while (sysread($c, $buf, 65536, length $buf)) {
+            while (my ($args, $rest) = parse_command($buf)) {
+                $buf = $rest;
+                if (open my $f, '>>', $log) {
+                    print $f uc($args->[0]), ' ', scalar(@$args), "\n";
+                    close $f;
+                }
+                syswrite($c, $answer->($args));
+            }
+        }
+        close $c;
+    }
+    POSIX::_exit(0);
+}
+
+# One command of the Redis protocol from the front of $buf: (\@args, rest),
+# or () when it is not complete yet.
+sub parse_command {
+    my $buf = shift;
+    return () unless $buf =~ /^\*(\d+)\r\n/;
+    my ($n, $pos) = ($1, length($1) + 3);
+    my @args;
+    for (1 .. $n) {
+        return () unless substr($buf, $pos) =~ /^\$(\d+)\r\n/;
+        my $len = $1;
+        $pos += length($len) + 3;
+        return () if length($buf) < $pos + $len + 2;
+        push @args, substr($buf, $pos, $len);
+        $pos += $len + 2;
+    }
+    return (\@args, substr($buf, $pos));
+}
+
 # only in the process that started them, not in forked helpers
 END {
     if ($$ == $Owner) {

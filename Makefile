@@ -73,8 +73,10 @@ $(BUILD)/.built: $(NGX_TREE)/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_TREE) -f objs/Makefile $(NGX_TARGET)
 	@touch $@
 
+# Copy then rename: a running nginx (make run, a test) maps the old file, and
+# overwriting it in place would change the code under its feet.
 $(BUILD)/%.so: $(BUILD)/.built
-	cp $(NGX_TREE)/objs/$*.so $@
+	cp $(NGX_TREE)/objs/$*.so $@.tmp && mv -f $@.tmp $@
 
 test: deps modules
 	@$(TOP)/t/run-suite $(TEST_FILES)

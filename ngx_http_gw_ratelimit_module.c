@@ -337,8 +337,11 @@ static void ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle);
  * Each request is checked against every limit, then charged to all of them
  * if all admit it, seeing what the requests before it did.  A key's state
  * is read once per call (gcra keys with one MGET) and written once at the
- * end, with a TTL.  Numbers go to Redis as "%d" strings, never through
- * Lua's float formatting.
+ * end, with a TTL.  A gcra key lives at least a second, although a state
+ * older than "now" means no state: a client that comes back within the
+ * second overwrites its key instead of Redis creating and expiring a key
+ * per request.  Numbers go to Redis as "%d" strings, never through Lua's
+ * float formatting.
  *
  * Returns one element per request: 1 (admitted, no details wanted), or
  * {admitted, then per limit: allowed, remaining, reset in msec (until more
@@ -513,8 +516,9 @@ static ngx_str_t  ngx_http_gw_ratelimit_script = ngx_string(
 "  local s = S[k]\n"
 "  local a = A[s]\n"
 "  if a == 1 then\n"
-"    call('SET', k, fmt('%d', V[k] + 0.999999), 'PX',\n"
-"         fmt('%d', (V[k] - now) / 1000 + 1))\n"
+"    local ttl = (V[k] - now) / 1000 + 1\n"
+"    if ttl < 1000 then ttl = 1000 end\n"
+"    call('SET', k, fmt('%d', V[k] + 0.999999), 'PX', fmt('%d', ttl))\n"
 "  elseif a == 2 then\n"
 "    if V0[k] == 0 then\n"
 "      call('HSET', k, 'w', F[s], 'c', fmt('%d', V[k]))\n"

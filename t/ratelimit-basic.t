@@ -445,6 +445,45 @@ GET /t
 
 
 
+=== TEST 14b: a gcra key lives until its state runs out, and at least 1 s
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s
+                       prefix=gwttl:;
+    gw_ratelimit_log_level warn;
+    gw_ratelimit_zone $arg_k zone=fast rate=10r/s;
+    gw_ratelimit_zone $arg_k zone=slow rate=1r/m;
+--- config
+    location /fast {
+        gw_ratelimit zone=fast;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /slow {
+        gw_ratelimit zone=slow;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "ok\n";
+    }
+--- init
+use Test::More;
+GwRedis::flushall();
+my ($port, $rp) = ($ENV{TEST_NGINX_SERVER_PORT}, $ENV{TEST_NGINX_REDIS_PORT});
+my %r = GwRedis::http_get($port, "/fast?k=a");
+is($r{status}, 200, "fast admitted");
+%r = GwRedis::http_get($port, "/slow?k=a");
+is($r{status}, 200, "slow admitted");
+# 10r/s: the state runs out after 100 ms, the key stays for 1 s.
+my $ttl = GwRedis::command($rp, 'PTTL', 'gwttl:fast:g:a');
+ok($ttl > 500 && $ttl <= 1000, "fast key lives 1 s ($ttl ms)");
+# 1r/m: the state runs out after 60 s, and so does the key.
+$ttl = GwRedis::command($rp, 'PTTL', 'gwttl:slow:g:a');
+ok($ttl > 59000 && $ttl <= 60001, "slow key lives 60 s ($ttl ms)");
+--- request
+GET /slow?k=a
+--- error_code: 429
+
+
+
 === TEST 15: a rejection is logged at gw_ratelimit_log_level, once
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s;

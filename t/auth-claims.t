@@ -30,6 +30,7 @@ our $User = tok({ sub => 'joe', admin => JSON::PP::false(),
 our $Rogue = tok({ sub => 'eve', admin => JSON::PP::true(),
                    iss => 'https://evil.example', aud => 'api',
                    exp => $Now + 600 });
+our $Early = tok({ sub => 'early', nbf => $Now + 600, exp => $Now + 1200 });
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -336,3 +337,38 @@ qr/gw_auth: token (verified|cache hit)/
 ["GET /open?t=$::User", "GET /admin?t=$::User", "GET /open?t=$::User"]
 --- error_code eval
 [200, 401, 200]
+
+
+
+=== TEST 12: a cached token is still checked against nbf (and exp) per location
+Valid only in ten minutes: accepted where the leeway is an hour, and cached
+there; still rejected where there is no leeway, from the cache.
+--- config
+    gw_auth_jwt "api" token=$arg_t;
+    gw_auth_jwt_key_file ../html/jwks.json;
+
+    location /lenient {
+        gw_auth_jwt_leeway 1h;
+        try_files /.none @ok;
+    }
+
+    location /strict {
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_claim_sub\n";
+    }
+--- request eval
+["GET /lenient?t=$::Early", "GET /strict?t=$::Early",
+ "GET /lenient?t=$::Early", "GET /strict?t=$::Early"]
+--- error_code eval
+[200, 401, 200, 401]
+--- response_body_like eval
+['^ok early\n\z', '"reason":"premature"', '^ok early\n\z',
+ '"reason":"premature"']
+--- grep_error_log eval: qr/gw_auth: token cache hit/
+--- grep_error_log_out eval
+# per repeat: the first pass verifies once, the second finds every request,
+# the rejected ones included, in the cache
+[qr/^(?:gw_auth: token cache hit\n)?$/, "gw_auth: token cache hit\n"]

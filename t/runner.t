@@ -59,6 +59,9 @@ sub run_sample {
     my $port = free_port();
     local %ENV = %ENV;
     delete @ENV{grep { /^TEST_NGINX_/ } keys %ENV};
+    # the samples run stock nginx only, and one kills it with SIGSEGV: keep
+    # make test-asan's runtime (and its report files) out of them
+    delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
     %ENV = (%ENV, TEST_NGINX_BINARY => $nginx, TEST_NGINX_PORT => $port,
             TEST_NGINX_SERVROOT => $servroot, %$env);
     my $cwd = $opt{cwd} || $top;

@@ -83,7 +83,9 @@ add_block_preprocessor(sub {
     gw_metrics_zone interop 1m;
     log_format interop "\$gw_trace_id \$status user=\$gw_jwt_claim_sub "
                        "auth=\$gw_auth_status rl=\$gw_ratelimit_status";
-    gw_ratelimit_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=$prefix;
+    # timeout: room for the first decision (connect, NOSCRIPT) under valgrind
+    gw_ratelimit_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=$prefix
+                       timeout=1s;
     gw_ratelimit_zone \$gw_jwt_claim_sub zone=per_user rate=2r/m
                       algorithm=sliding_window;
 _EOC_

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # nginx-gw: build the modules, run the suites, the demo and the benchmarks.
 #
 #   make                      build every module into build/ (Debian nginx-dev)

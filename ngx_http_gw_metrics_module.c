@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * ngx_http_gw_metrics_module: Prometheus metrics aggregated across workers.
  *
  * Every series lives in one shared memory zone.  A series is a label set

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * nginx-gw: distributed rate limiting backed by Redis.
  *
  * The access handler computes the request's keys and joins the worker's

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * nginx-gw: hiredis async API driven by nginx events.
  *
  * hiredis connects (non-blocking, to a numeric address or a unix socket, so

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * nginx-gw: hiredis async API driven by nginx events.
  *
  * One persistent connection per worker process carries pipelined commands

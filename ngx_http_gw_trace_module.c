@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * nginx-gw: ngx_http_gw_trace_module
  *
  * X-Trace-ID and W3C Trace Context (Level 2) propagation.

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * libFuzzer harness for the gw_auth parsers of untrusted bytes: the
  * token (split, base64url, JSON header and payload, then the signature
  * check against a fixed key set, which also runs the ECDSA r||s to DER

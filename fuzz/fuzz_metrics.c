@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * libFuzzer harness for ngx_http_gw_metrics_module: the label sanitizer,
  * the Accept header negotiation, and the whole path from hostile label
  * bytes through a zone to both expositions, whose output is then checked

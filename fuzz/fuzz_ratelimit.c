@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * libFuzzer harness for the gw_ratelimit handling of Redis replies: the
  * hiredis reader with our bounded reply objects fed hostile bytes (split
  * into two feeds, as replies arrive in pieces), then every reply it yields

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * libFuzzer harness for the gw_trace parsers of untrusted header values:
  * traceparent, the plain trace id, and tracestate (the input split on
  * newlines into up to 32 header values).  The first byte picks the parser.

@@ -1,5 +1,7 @@
 
 /*
+ * Copyright (C) nginx-gw authors
+ *
  * Stand-ins for the few nginx core functions the untrusted-input parsers
  * call, so a fuzzer can link a module's parsers without an nginx binary
  * (Debian's nginx-dev ships headers only).  Every pool allocation is its

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Every supported algorithm with tokens from Crypt::JWT, keys from JWKS and
 # PEM files, and the RFC 7515 Appendix A example tokens.
 use Test::Nginx::Socket 'no_plan';

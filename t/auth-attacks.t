@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # The attack set: every forged, altered, confused or malformed token is
 # rejected (401 "invalid"), and the reason is logged without the token.
 use Test::Nginx::Socket 'no_plan';

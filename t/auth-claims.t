@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Claims and header parameters as variables, gw_auth_jwt_claim_set,
 # gw_auth_jwt_header_set, $gw_jwt_payload, gw_auth_jwt_require, the cache.
 use Test::Nginx::Socket 'no_plan';

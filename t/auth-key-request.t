@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_auth_jwt_key_request: keys fetched through a subrequest, cached per
 # worker for gw_auth_jwt_key_cache; errors are 500 and logged.
 use Test::Nginx::Socket 'no_plan';

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Key rotation without reload: the key source changes between requests
 # (WebDAV PUT/DELETE on the file the key request serves), nginx follows it
 # within the documented bounds.  One run per block on purpose

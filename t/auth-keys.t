@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Key files: what is used, skipped or refused, inheritance, and the nginx -t
 # errors for bad keys and bad directive arguments.
 use Test::Nginx::Socket 'no_plan';

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_auth_jwt basics: where the token comes from, the responses, off,
 # inheritance, satisfy, error_page, $gw_auth_status.
 use Test::Nginx::Socket 'no_plan';

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # All four modules together, in several load_module orders: they meet only
 # through variables ($gw_jwt_claim_sub as the rate-limit key and in logs,
 # $gw_auth_status and $gw_ratelimit_status counted by gw_metrics,

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics configuration errors: each one stops nginx with a clear
 # message, none starts a gateway that silently counts nothing.
 

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics counting: exact counts with several workers sharing the zone,
 # histogram arithmetic checked against nginx's own $request_time and
 # $upstream_response_time, method and status labels for odd requests.

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics exposition: text 0.0.4 and OpenMetrics 1.0, content
 # negotiation, one HELP/TYPE per family, label escaping of hostile bytes,
 # all checked by a strict parser (t/lib/GwMetrics.pm) and by promtool.

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics bounded cardinality: max_series and a zone too small for the
 # traffic both end in __overflow__ series and
 # gateway_metrics_series_dropped_total, never in an error or lost counts.

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics across "nginx -s reload": the zone and its series survive when
 # the size and the buckets are unchanged; other buckets or another size
 # start from zero in a fresh zone, say so in the log, and the master does

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics "path" label: the matched location's name by default (prefix,
 # exact, regex, named, nested, after internal redirects), never the URI;
 # gw_metrics_route with static names and variables; gw_metrics on/off

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_metrics at scale: 10,000 and then 20,000 series in the zone, every one
 # in the scrape, the output valid.  The scrape times are measured and
 # reported (diag), not asserted: timing targets belong to benchmarks.

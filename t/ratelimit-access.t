@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_ratelimit among nginx's other phases and modules: it runs after every
 # other access check (refused requests are not counted; keys from variables
 # those checks set), also under "satisfy any", once per request across

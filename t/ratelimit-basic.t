@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_ratelimit against the real Redis of t/run-suite: exact admission at the
 # limit for each algorithm, burst, several limits (a rejected request is not
 # charged), dry run, headers, empty keys, keys from headers and variables.

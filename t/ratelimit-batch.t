@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_ratelimit batching: the requests of a worker that arrive together are
 # decided by one script call (at most 64 requests each).  Bursts of
 # simultaneous requests, on two nginx instances, of one client or of

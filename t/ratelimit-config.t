@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_ratelimit configuration: what nginx -t refuses, with which message,
 # and what it accepts (inheritance, off, several zones, unix sockets).
 

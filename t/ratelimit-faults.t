@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_ratelimit when Redis fails: stopped (nothing listens), stuck (accepts,
 # never answers), restarted, paused, refusing the password, flushing its
 # scripts, or answering garbage; a client that leaves while its decision is

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Two nginx instances (the test server and a second nginx started here, each
 # with two worker processes) share one Redis: the sum admitted by both
 # equals the limit, one request after another and under concurrency.

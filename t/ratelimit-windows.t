@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # How each algorithm refills over time: gcra one request per emission
 # interval, a fixed window all at once at the window's end (by Redis
 # time), a sliding window one request at a time as each admitted request

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 #!/usr/bin/perl
 # Tests of the project's compat Test::Nginx runner (t/compat) itself.
 #

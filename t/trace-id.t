@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_trace: the plain trace id header (X-Trace-ID by default): accepted ids,
 # their mapping onto the W3C trace-id, bad input, the response header.
 

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_trace: one trace id for the whole life of a request: subrequests,
 # internal redirects, early errors, logs, a chain of two gateways; modes
 # and configuration errors.

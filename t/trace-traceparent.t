@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_trace: incoming traceparent, processed as a W3C Trace Context Level 2
 # intermediary; what goes upstream is checked on a backend that echoes the
 # request head it received (t/lib/GwEcho.pm).

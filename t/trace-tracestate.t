@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # gw_trace: tracestate, combined across headers, validated, capped and
 # truncated by whole members; dropped with an invalid traceparent.
 

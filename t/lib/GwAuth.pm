@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package GwAuth;
 
 # Keys and tokens for the gw_auth suites, made at test time by an

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package GwEcho;
 
 # A real HTTP backend for the suites: it answers every request with the

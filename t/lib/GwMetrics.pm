@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package GwMetrics;
 
 # Test helpers for t/metrics-*.t: plain-socket HTTP (so perl code in a test

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package GwRedis;
 
 # Helpers for the gw_ratelimit suites: a minimal RESP client, private

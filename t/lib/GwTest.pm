@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package GwTest;
 
 # Shared block preprocessing for the suites (used through

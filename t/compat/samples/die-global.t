@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Compat runner only: an upstream global the runner does not implement dies.
 use Test::Nginx::Socket 'no_plan';
 

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Compat runner only: nginx failing to start without --- must_die, and
 # nginx dying during a block, are failures; the next block runs normally.
 use Test::Nginx::Socket 'no_plan';

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Every block carries exactly ONE wrong expectation: a runner must report
 # exactly one failing test per block (t/runner.t checks which).  Upstream
 # Test::Nginx reports the same failures.

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Global settings: master_on, workers, no_root_location, log_level, shuffled
 # block order, no_long_string.  Passes under t/compat and upstream alike.
 use Test::Nginx::Socket;

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Every section the compat runner implements, against stock nginx only.
 # Must pass, with the same test count, under t/compat and under upstream
 # Test::Nginx (see t/compat/README).

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # An undefined $TEST_NGINX_* variable bails out (as upstream).
 use Test::Nginx::Socket 'no_plan';
 

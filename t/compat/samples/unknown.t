@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 # Compat runner only: blocks the runner must refuse, loudly, instead of
 # silently skipping an assertion (upstream Test::Nginx runs them and passes
 # or fails vacuously).  t/runner.t expects TEST 1 to pass and exactly one

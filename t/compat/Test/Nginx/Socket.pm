@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package Test::Nginx::Socket;
 
 # nginx-gw's compact, compatible Test::Nginx::Socket: the block format, the

@@ -1,3 +1,4 @@
+# Copyright (C) nginx-gw authors
 package Test::Nginx::Util;
 
 # nginx-gw's compact stand-in for Test::Nginx::Util: settings, the server

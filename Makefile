@@ -7,6 +7,7 @@
 #   make run                  the demo gateway on 127.0.0.1:8080 (metrics :8081)
 #   make bench                side-by-side benchmark, ratios to the bare proxy
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
+#   make fuzz-replay          replay the committed corpora (part of make test)
 #   make test-valgrind        the suite with nginx under valgrind
 #   make clean
 
@@ -79,8 +80,12 @@ $(BUILD)/.built: $(NGX_TREE)/objs/Makefile $(MODULE_SRCS)
 $(BUILD)/%.so: $(BUILD)/.built
 	cp $(NGX_TREE)/objs/$*.so $@.tmp && mv -f $@.tmp $@
 
+# the suites, then (unless TEST_FILES picks suites) every fuzz corpus
 test: deps modules
 	@$(TOP)/t/run-suite $(TEST_FILES)
+ifeq ($(TEST_FILES),)
+	@$(MAKE) --no-print-directory fuzz-replay
+endif
 
 test-valgrind: deps modules
 	@$(TOP)/.ci/deps valgrind
@@ -104,10 +109,13 @@ bench: modules
 	@$(TOP)/.ci/deps build bench
 	@$(TOP)/bench/run $(BENCH_ARGS)
 
-# Fuzzers: fuzz/fuzz_<name>.c includes a module's .c and calls its parsers
-# directly; fuzz/ngx_shim.c stands in for the nginx core functions they use.
-# The module's nginx glue is never called by a harness: its unresolved
-# references are allowed (a non-PIE binary, so they cannot break loading).
+# Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
+# linked with the unit that holds them (FUZZ_UNITS_<harness>) and
+# fuzz/ngx_shim.c, the few nginx core functions they use (Debian's nginx-dev
+# ships headers only).  A harness whose parsers still sit in a module's .c
+# includes that file and lists FUZZ_LDFLAGS_<harness> =
+# -Wl,--unresolved-symbols=ignore-all until they move into a unit of their
+# own; every other harness must link completely.
 FUZZERS := $(patsubst $(TOP)/fuzz/%.c,%,$(wildcard $(TOP)/fuzz/fuzz_*.c))
 FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
 FUZZ_TIME ?= 60
@@ -117,14 +125,25 @@ FUZZ_INCS := $(addprefix -I$(NGX_TREE)/,objs src/core src/event \
 FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -fno-pie -no-pie
-FUZZ_LIBS := -ljansson -lhiredis -lcrypto \
-    -Wl,--unresolved-symbols=ignore-all
+FUZZ_LIBS := -ljansson -lhiredis -lcrypto
 
+FUZZ_UNITS_fuzz_auth :=
+FUZZ_LDFLAGS_fuzz_auth := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_metrics :=
+FUZZ_LDFLAGS_fuzz_metrics := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_ratelimit :=
+FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_trace :=
+FUZZ_LDFLAGS_fuzz_trace := -Wl,--unresolved-symbols=ignore-all
+
+.SECONDEXPANSION:
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \
     $(NGX_TREE)/objs/Makefile
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -I$(TOP) -o $@ \
-	    $(TOP)/fuzz/$*.c $(TOP)/fuzz/ngx_shim.c $(FUZZ_LIBS)
+	    $(TOP)/fuzz/$*.c $(TOP)/fuzz/ngx_shim.c \
+	    $(addprefix $(TOP)/,$(FUZZ_UNITS_$*)) $(FUZZ_LIBS) \
+	    $(FUZZ_LDFLAGS_$*)
 
 fuzz-build:
 	@$(TOP)/.ci/deps build fuzz
@@ -139,10 +158,15 @@ fuzz: fuzz-build
 	        $(BUILD)/fuzz/corpus/$$f $(TOP)/fuzz/corpus/$$f; \
 	done
 
-# replay the committed corpora under ASan/UBSan (part of make test)
+# replay every committed corpus under ASan/UBSan (make test runs this)
 fuzz-replay: fuzz-build
 	@set -e; for f in $(FUZZERS); do \
-	    $(BUILD)/fuzz/$$f -runs=0 $(TOP)/fuzz/corpus/$$f 2>&1 | tail -1; \
+	    n=$$(ls $(TOP)/fuzz/corpus/$$f | wc -l); \
+	    $(BUILD)/fuzz/$$f -runs=0 $(TOP)/fuzz/corpus/$$f \
+	        > $(BUILD)/fuzz/$$f.replay.log 2>&1 \
+	    || { cat $(BUILD)/fuzz/$$f.replay.log; \
+	         echo "fuzz-replay: $$f FAILED" >&2; exit 1; }; \
+	    echo "fuzz-replay: $$f: $$n inputs, clean"; \
 	done
 
 clean:

@@ -2,6 +2,7 @@
 # Every supported algorithm with tokens from Crypt::JWT, keys from JWKS and
 # PEM files, and the RFC 7515 Appendix A example tokens.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use Crypt::JWT qw(decode_jwt);
 use JSON::PP;
 use GwAuth;
@@ -103,18 +104,9 @@ our @Rfc_bodies = map { ("ok joe true\n",
                          '{"error":"Unauthorized","reason":"invalid"}') }
                   1 .. 3;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth']
+);
 
 run_tests();
 

@@ -2,6 +2,7 @@
 # The attack set: every forged, altered, confused or malformed token is
 # rejected (401 "invalid"), and the reason is logged without the token.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use Crypt::PK::ECC;
 use Crypt::PK::RSA;
 use MIME::Base64 qw(encode_base64url decode_base64url);
@@ -119,22 +120,10 @@ our @Requests = map { "GET /t?t=$_->[1]" } @Attacks;
 our @Codes = map { 401 } @Attacks;
 our @Bodies = map { '{"error":"Unauthorized","reason":"invalid"}' } @Attacks;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value("user_files", ">>> jwks.json\n$Jwks\n");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    user_files => ">>> jwks.json\n$Jwks\n"
+);
 
 run_tests();
 

@@ -2,6 +2,7 @@
 # Claims and header parameters as variables, gw_auth_jwt_claim_set,
 # gw_auth_jwt_header_set, $gw_jwt_payload, gw_auth_jwt_require, the cache.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwAuth;
 
 repeat_each(2);
@@ -33,22 +34,10 @@ our $Rogue = tok({ sub => 'eve', admin => JSON::PP::true(),
                    exp => $Now + 600 });
 our $Early = tok({ sub => 'early', nbf => $Now + 600, exp => $Now + 1200 });
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value("user_files", ">>> jwks.json\n$Jwks\n");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    user_files => ">>> jwks.json\n$Jwks\n"
+);
 
 run_tests();
 

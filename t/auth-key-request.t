@@ -2,6 +2,7 @@
 # gw_auth_jwt_key_request: keys fetched through a subrequest, cached per
 # worker for gw_auth_jwt_key_cache; errors are 500 and logged.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwAuth;
 
 repeat_each(2);
@@ -40,24 +41,11 @@ our $Origin = <<'_EOC_';
     }
 _EOC_
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value("user_files", ">>> jwks.json\n$Jwks1\n");
-    }
-
-    $block->set_value("config", $block->config . $Origin);
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    user_files => ">>> jwks.json\n$Jwks1\n",
+    config_append => $Origin
+);
 
 run_tests();
 

@@ -4,6 +4,7 @@
 # within the documented bounds.  One run per block on purpose
 # (repeat_each(1)): each block is a sequence over per-worker state.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwAuth;
 
 repeat_each(1);
@@ -48,19 +49,13 @@ our $Server = <<'_EOC_';
     }
 _EOC_
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value("main_config", "load_module "
-        . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-
-    $block->set_value("config", $Server . ($block->config // ''));
-
-    $block->set_value("user_files", ">>> jwks.json\n" . jwks('k1') . "\n"
-                      . ">>> pause1\n$Pause\n>>> pause2\n$Pause2\n");
-
-    $block->set_value("timeout", 20);
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    config_prepend => $Server,
+    user_files => ">>> jwks.json\n" . jwks('k1') . "\n"
+                  . ">>> pause1\n$Pause\n>>> pause2\n$Pause2\n",
+    timeout => 20
+);
 
 run_tests();
 
@@ -120,6 +115,10 @@ __DATA__
 ]
 --- error_code eval
 [200, 204, 200]
+--- no_error_log
+[alert]
+[crit]
+[emerg]
 
 
 

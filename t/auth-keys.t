@@ -2,6 +2,7 @@
 # Key files: what is used, skipped or refused, inheritance, and the nginx -t
 # errors for bad keys and bad directive arguments.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwAuth;
 
 repeat_each(2);
@@ -38,22 +39,10 @@ our $Only_enc = gw_jwks(gw_jwk($K{enc}, use => 'enc'));
 our $Bad_pem = "-----BEGIN PUBLIC KEY-----\nAAAAnotakey\n-----END PUBLIC KEY-----\n";
 our $Private = $K{r1}->export_key_pem('private');
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-
-    if (defined $block->must_die && !defined $block->request) {
-        $block->set_value("request", "GET /t");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    must_die_request => 'GET /t'
+);
 
 run_tests();
 

@@ -2,6 +2,7 @@
 # gw_auth_jwt basics: where the token comes from, the responses, off,
 # inheritance, satisfy, error_page, $gw_auth_status.
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwAuth;
 
 repeat_each(2);
@@ -14,22 +15,10 @@ our $Good = gw_token($Rsa, 'RS256', { sub => 'alice', exp => $Now + 3600 },
 our $Bad = $Good;
 $Bad =~ s/\.([^.]+)$/.AAAA$1/;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config", "load_module "
-            . "$ENV{TEST_NGINX_BUILD_DIR}/ngx_http_gw_auth_module.so;");
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value("user_files", ">>> jwks.json\n$Jwks\n");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['auth'],
+    user_files => ">>> jwks.json\n$Jwks\n"
+);
 
 run_tests();
 

@@ -3,27 +3,15 @@
 # message, none starts a gateway that silently counts nothing.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 
 no_shuffle();
 no_long_string();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_metrics_module.so;");
-    }
-
-    if (!defined $block->config) {
-        $block->set_value("config", "location = /t { return 200; }");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]\n");
-    }
-});
+GwTest::use_defaults(
+    modules => ['metrics'],
+    config => 'location = /t { return 200; }'
+);
 
 run_tests();
 

@@ -4,6 +4,7 @@
 # $upstream_response_time, method and status labels for odd requests.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwMetrics;
 use Time::HiRes ();
 
@@ -13,19 +14,9 @@ worker_connections(1024);
 no_shuffle();
 no_long_string();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_metrics_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]\n");
-    }
-});
+GwTest::use_defaults(
+    modules => ['metrics']
+);
 
 sub checked {
     my ($format, $re) = @_;

@@ -4,24 +4,15 @@
 # gateway_metrics_series_dropped_total, never in an error or lost counts.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwMetrics;
 
 no_shuffle();
 no_long_string();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_metrics_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]\n");
-    }
-});
+GwTest::use_defaults(
+    modules => ['metrics']
+);
 
 sub checked {
     my ($format, $re) = @_;

@@ -5,6 +5,7 @@
 # inheritance.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwMetrics;
 
 repeat_each(2);
@@ -12,19 +13,9 @@ no_shuffle();
 no_root_location();
 no_long_string();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_metrics_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]\n");
-    }
-});
+GwTest::use_defaults(
+    modules => ['metrics']
+);
 
 # "valid" or the errors, then method/path/status = count of every request
 # series, sorted, then the number of series in the zone

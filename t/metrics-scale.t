@@ -4,6 +4,7 @@
 # reported (diag), not asserted: timing targets belong to benchmarks.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwMetrics;
 use IO::Socket::INET;
 use Time::HiRes ();
@@ -11,19 +12,9 @@ use Time::HiRes ();
 no_shuffle();
 no_long_string();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_metrics_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]\n");
-    }
-});
+GwTest::use_defaults(
+    modules => ['metrics']
+);
 
 # one request per route, pipelined on one keepalive connection
 sub create_routes {

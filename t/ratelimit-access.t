@@ -6,37 +6,22 @@
 # HEAD, the status variable in the access log.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwRedis;
 
 repeat_each(2);
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_ratelimit_module.so;");
-    }
-
-    if (!defined $block->http_config) {
-        $block->set_value("http_config", <<"END");
+GwTest::use_defaults(
+    modules => ['ratelimit'],
+    init => 'GwRedis::flushall();',
+    http_config => <<"END");
     gw_ratelimit_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT} timeout=1s;
     gw_ratelimit_log_level info;
     gw_ratelimit_zone "c:\$connection" zone=two rate=2r/m
                       algorithm=sliding_window;
 END
-    }
 
-    if (!defined $block->init) {
-        $block->set_value("init", "GwRedis::flushall();");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[crit]");
-    }
-});
 
 run_tests();
 

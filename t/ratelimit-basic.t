@@ -8,28 +8,16 @@
 # starts from zero while its pipelined requests share one key.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwRedis;
 
 repeat_each(2);
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_ratelimit_module.so;");
-    }
-
-    if (!defined $block->init) {
-        $block->set_value("init", "GwRedis::flushall();");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[crit]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['ratelimit'],
+    init => 'GwRedis::flushall();'
+);
 
 run_tests();
 

@@ -3,30 +3,14 @@
 # and what it accepts (inheritance, off, several zones, unix sockets).
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 
 repeat_each(1);
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_ratelimit_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[emerg]");
-    }
-
-    # nginx -t must fail with an [emerg] line carrying the message
-    if (defined $block->must_die && defined $block->error_log
-        && !ref $block->error_log)
-    {
-        $block->set_value("error_log", $block->error_log . "\n[emerg]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['ratelimit']
+);
 
 run_tests();
 

@@ -4,6 +4,7 @@
 # equals the limit, one request after another and under concurrency.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwRedis;
 
 repeat_each(2);
@@ -122,19 +123,9 @@ sub blast {
     return ($ok, $rej, $other);
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_ratelimit_module.so;");
-    }
-
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[crit]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['ratelimit']
+);
 
 run_tests();
 

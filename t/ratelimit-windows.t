@@ -7,6 +7,7 @@
 # against Redis's clock.
 
 use Test::Nginx::Socket 'no_plan';
+use GwTest;
 use GwRedis;
 
 repeat_each(1);
@@ -45,17 +46,7 @@ sub at_fraction {
     Time::HiRes::sleep($wait);
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value("main_config",
-            "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-            . "ngx_http_gw_ratelimit_module.so;");
-    }
-
-    if (!defined $block->http_config) {
-        $block->set_value("http_config", <<"END");
+our $Http = <<"END";
     gw_ratelimit_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT} timeout=1s;
     gw_ratelimit_log_level info;
     gw_ratelimit_zone \$arg_c zone=gcra rate=10r/s burst=1;
@@ -63,10 +54,8 @@ add_block_preprocessor(sub {
     gw_ratelimit_zone \$arg_c zone=sliding rate=3r/s
                       algorithm=sliding_window;
 END
-    }
 
-    if (!defined $block->config) {
-        $block->set_value("config", <<"END");
+our $Config = <<"END";
     location /gcra {
         gw_ratelimit zone=gcra;
         proxy_pass http://127.0.0.1:\$server_port/backend;
@@ -83,12 +72,12 @@ END
         return 200 "ok\\n";
     }
 END
-    }
 
-    if (!defined $block->error_log && !defined $block->no_error_log) {
-        $block->set_value("no_error_log", "[error]\n[alert]\n[crit]");
-    }
-});
+GwTest::use_defaults(
+    modules => ['ratelimit'],
+    http_config => $Http,
+    config => $Config
+);
 
 run_tests();
 

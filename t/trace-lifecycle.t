@@ -14,9 +14,7 @@ GwEcho::start();
 repeat_each(2);
 no_shuffle();
 
-my $defaults = GwTest::defaults(GwEcho::trace_defaults());
-
-add_block_preprocessor(sub { $defaults->(@_) });
+GwTest::use_defaults(GwEcho::trace_defaults());
 
 run_tests();
 

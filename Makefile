@@ -135,6 +135,7 @@ FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_trace :=
 FUZZ_LDFLAGS_fuzz_trace := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_json := ngx_http_gw_json.c
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \

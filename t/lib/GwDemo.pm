@@ -23,6 +23,7 @@ package GwDemo;
 #                              the canary), on free ports, in the same nginx
 #   upstream app1:8080 ...     127.0.0.1:<that backend's port>
 #   redis:6379                 the suite's Redis, with a key prefix of its own
+#                              and a 1s deadline (shared Redis, valgrind)
 #   logs/gateway.log           logs/access.log (--- access_log sees it)
 #   cache/...                  logs/cache-... (made per block)
 #   jwks.json                  html/jwks.json: $GwDemo::Jwks, from $GwDemo::Key
@@ -267,6 +268,9 @@ sub blocks {
     $http_config =~ s{\bredis:6379\b}
                      {127.0.0.1:\$TEST_NGINX_REDIS_PORT prefix=$prefix}
         or die "GwDemo: no redis:6379 in the demo";
+    # the demo's Redis deadline is for a quiet Redis of its own; the
+    # suites' Redis is shared and nginx may run under valgrind
+    $http_config =~ s{(gw_ratelimit_redis\s[^;]*\btimeout=)\w+}{${1}1s};
     $http_config =~ s{\blogs/gateway\.log\b}{logs/access.log}g;
     $http_config =~ s{\bcache/}{logs/cache-}g;
 

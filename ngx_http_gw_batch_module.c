@@ -258,7 +258,9 @@ ngx_http_gw_batch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     size_t                       offset;
     ngx_buf_t                   *b;
+    ngx_uint_t                   failed;
     const char                  *reason;
+    ngx_connection_t            *c;
     ngx_http_gw_batch_ctx_t     *ctx;
     ngx_http_gw_batch_result_t  *res;
 
@@ -274,10 +276,26 @@ ngx_http_gw_batch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     res->done = 1;
     ctx->pending--;
 
-    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    c = sr->connection;
+    failed = (rc == NGX_ERROR);
+
+    if (c->error && !c->read->eof && !c->read->error && !c->write->error
+        && !c->timedout)
+    {
+        /*
+         * the call's in-memory output failed (an answer too big for
+         * subrequest_output_buffer_size): ngx_http_output_filter() marked
+         * the whole connection as failed, though the client socket is
+         * fine, and the call may even end with rc 0; only the call failed
+         */
+
+        c->error = 0;
+        failed = 1;
+    }
+
+    if (failed || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         res->error = "failed";
-        res->status = (rc == NGX_ERROR) ? NGX_HTTP_BAD_GATEWAY
-                                        : (ngx_uint_t) rc;
+        res->status = failed ? NGX_HTTP_BAD_GATEWAY : (ngx_uint_t) rc;
 
     } else if (sr->headers_out.status < NGX_HTTP_OK
                || sr->headers_out.status >= NGX_HTTP_SPECIAL_RESPONSE)
@@ -294,13 +312,16 @@ ngx_http_gw_batch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         if (b) {
             res->body.data = b->pos;
             res->body.len = b->last - b->pos;
+
+        } else {
+            ngx_str_set(&res->body, "");
         }
 
         if (ngx_http_gw_json_validate(res->body.data, res->body.len,
                                       &reason, &offset)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
                           "gw_batch: \"%V\" answered invalid JSON: %s "
                           "at byte %uz", &res->call->name, reason, offset);
 
@@ -320,7 +341,7 @@ ngx_http_gw_batch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         }
     }
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "gw_batch: \"%V\" done: rc:%i status:%ui",
                    &res->call->name, rc, res->status);
 
@@ -336,7 +357,7 @@ ngx_http_gw_batch_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
      * client connection itself is gone
      */
 
-    return sr->connection->error ? rc : NGX_OK;
+    return c->error ? rc : NGX_OK;
 }
 
 

@@ -31,6 +31,7 @@ my $demo = GwDemo::defaults(faults => {
     'orders down' => { '/api/orders' => "proxy_pass http://127.0.0.1:$DownPort;" },
     'products slow' => { '/api/products' => "proxy_pass http://127.0.0.1:$HungPort;" },
     'users invalid' => { '/api/users' => "return 200 '{\"service\":\"user-service\",';" },
+    'orders too big' => { '/api/orders' => "alias html/big.json;" },
 });
 add_block_preprocessor(sub { $demo->(@_) });
 
@@ -115,7 +116,25 @@ gw_batch: "user" answered invalid JSON: unexpected end at byte 26
 
 
 
-=== TEST 6: the batch needs a token like every /api/ route
+=== TEST 6: orders too big for the demo's 16k: an error entry, not a failed batch
+--- user_files eval
+">>> big.json\n\"" . ('x' x 20000) . "\"\n"
+--- request
+GET /api/batch
+--- more_headers eval
+"Authorization: Bearer $::Alice"
+--- error_code: 200
+--- response_body_like eval
+qr/^\{"user":\{"service":"user-service",[^{}]*\},"orders":\{"error":"failed","status":502\},"products":\{"service":"product-service",[^{}]*\}\}\n\z/
+--- error_log
+too big subrequest response
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: the batch needs a token like every /api/ route
 --- request
 GET /api/batch
 --- error_code: 401
@@ -124,7 +143,7 @@ GET /api/batch
 
 
 
-=== TEST 7: only GET and HEAD
+=== TEST 8: only GET and HEAD
 --- request
 POST /api/batch
 x=1

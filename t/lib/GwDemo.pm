@@ -290,9 +290,9 @@ sub blocks {
 }
 
 # A block preprocessor: the demo's sections, then the GwTest defaults
-# ([error] and worse fail a block).  A block's own --- config and
-# --- http_config are ADDED to the demo's (helper locations of a test, never
-# a change of the demo).  faults => { 'words' => { backends option } }
+# ([error] and worse fail a block).  A block's own --- config,
+# --- http_config and --- user_files are ADDED to the demo's (helper
+# locations and files of a test, never a change of the demo).  faults => { 'words' => { backends option } }
 # applies to the blocks whose name contains the words.
 sub defaults {
     my %o = @_;
@@ -314,10 +314,11 @@ sub defaults {
 
         $sec->{http_config} .= $block->http_config // '';
 
+        $sec->{user_files} = ($block->user_files // '') . $sec->{user_files};
+
         for my $s (qw(main_config http_config config user_files log_level)) {
             next unless defined $sec->{$s};
-            next if $s =~ /^(?:main_config|user_files|log_level)$/
-                    && defined $block->$s;
+            next if $s =~ /^(?:main_config|log_level)$/ && defined $block->$s;
             $block->set_value($s, $sec->{$s});
         }
 

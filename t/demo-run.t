@@ -6,7 +6,8 @@
 #   - the default layout serves the demo; Ctrl-C stops it with status 0;
 #   - REPLICAS=3: the balancer spreads requests over three gateways that
 #     share one Redis, so a client's limit holds across them; then the
-#     terminal goes away (script killed: a real hangup, SIGHUP);
+#     terminal goes away (script killed: a real hangup) while a session
+#     leader that survives SIGHUP and waits, as make does, runs the demo;
 #   - a port already taken: the demo names the process that holds it;
 #
 # and after each: no process left that runs from the demo's prefix, Redis
@@ -99,7 +100,14 @@ my $demos = 0;
 
 sub start_demo {
     my %env = @_;
+    my $leader = delete $env{leader};
     my $log = "$tmp/demo-" . ++$demos . ".log";
+    my $cmd = "$top/examples/run-demo";
+
+    # make as the session leader: SIGHUP reaches it alone, and it waits
+    $cmd = "perl -e '\$SIG{HUP} = sub {}; exit system \@ARGV' $cmd"
+        if $leader;
+
     pipe my $r, my $w or die "pipe: $!";
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -109,7 +117,7 @@ sub start_demo {
         open STDOUT, '>', $log or _exit(1);
         open STDERR, '>&', \*STDOUT or _exit(1);
         @ENV{keys %env} = values %env;
-        { exec 'script', '-qfec', "$top/examples/run-demo", '/dev/null' };
+        { exec 'script', '-qfec', $cmd, '/dev/null' };
         _exit(127);
     }
     close $r;
@@ -166,13 +174,14 @@ sub check_gone {
     check_gone('default', $run, $redis);
 }
 
-# --- REPLICAS=3: one limit across replicas; the terminal goes away --------
+# --- REPLICAS=3: one limit across replicas; the terminal goes away, the
+# session leader (like make) survives and waits ----------------------------
 
 {
     my $base = free_range(14);
     my $bbase = free_range(4);
     my $redis = free_range(1);
-    my ($pid, $tty, $log) = start_demo(GW_DEMO_REPLICAS => 3,
+    my ($pid, $tty, $log) = start_demo(leader => 'make', GW_DEMO_REPLICAS => 3,
                                        GW_DEMO_PORT_BASE => $base,
                                        GW_DEMO_BACKEND_BASE => $bbase,
                                        GW_DEMO_REDIS_PORT => $redis);
@@ -202,6 +211,9 @@ sub check_gone {
 
     kill 'KILL', $pid;                      # the terminal goes away
     waitpid $pid, 0;
+    ok(wait_for(sub { !grep { slurp("$_/cmdline") =~ /^perl\0-e\0\$SIG\{HUP\}/ }
+                           glob '/proc/[0-9]*' }, 10),
+       'replicas (SIGHUP): the waiting session leader ends too');
     check_gone('replicas (SIGHUP)', $run, $redis);
 }
 

@@ -5,6 +5,7 @@
 #   make NGINX_SRC=/path      build against a full nginx source tree instead
 #   make test                 Test::Nginx suites against a private redis-server
 #   make run                  the demo gateway on 127.0.0.1:8080 (metrics :8081)
+#   make run REPLICAS=3       three gateway replicas behind a balancer on :8080
 #   make bench                side-by-side benchmark, ratios to the bare proxy
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
@@ -101,9 +102,16 @@ test-asan: deps
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
 
+# make run REPLICAS=3: three gateway replicas behind a load balancer.  On a
+# terminal the demo runs as a job of its own in the foreground (bash -m), so
+# Ctrl-C reaches the demo, which cleans up, and not make, which would report
+# an interrupted target.
+REPLICAS ?= 1
 run: modules
 	@$(TOP)/.ci/deps build run
-	@$(TOP)/examples/run-demo
+	@export GW_DEMO_REPLICAS=$(REPLICAS); \
+	if [ -t 0 ]; then bash -mc '$(TOP)/examples/run-demo; exit $$?'; \
+	else $(TOP)/examples/run-demo; fi
 
 bench: modules
 	@$(TOP)/.ci/deps build bench
@@ -135,6 +143,7 @@ FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_trace :=
 FUZZ_LDFLAGS_fuzz_trace := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_json := ngx_http_gw_json.c
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \

@@ -12,9 +12,7 @@ use Test::Nginx::Socket 'no_plan';
 repeat_each(2);
 no_shuffle();
 
-my $defaults = GwTest::defaults(modules => ['batch'],
-                                request => "GET /batch");
-add_block_preprocessor(sub { $defaults->(@_) });
+GwTest::use_defaults(modules => ['batch'], request => "GET /batch");
 
 run_tests();
 

@@ -126,9 +126,111 @@ sub http {
     return ($status // 0, $head // '', $body // '');
 }
 
+our (@Pids, @Backends);
+
+# redis-server on a free port, stopped at exit: (port, pid)
+sub start_redis {
+    my $dir = shift;
+    my $port = free_port();
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        exec 'redis-server', '--bind', '127.0.0.1', '--port', $port,
+             '--save', '', '--appendonly', 'no', '--dir', $dir,
+             '--logfile', "$dir/redis.log";
+        exit 127;
+    }
+    push @Pids, $pid;
+    wait_port($port) or die "redis-server did not start";
+    return ($port, $pid);
+}
+
+sub stop_pid {
+    my $pid = shift;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+    @Pids = grep { $_ != $pid } @Pids;
+}
+
+# The demo of make run (examples/run-demo) on free ports: three backends
+# from examples/backend.conf, a private Redis, an RS256 key with its JWKS
+# and Crypt::JWT tokens, and the gateway from examples/nginx.conf with its
+# addresses adapted.  The adaptation matches patterns, not lines, so that
+# routes, upstreams and servers added to the example keep working: every
+# upstream server name goes to a demo backend, every listen port to a free
+# port.  Returns { prefix, gw => port, metrics => port, listen => {port =>
+# local port}, redis => port, redis_pid, token => sub { claims } }.
+sub start_demo {
+    my $dir = tmpdir();
+    chmod 0755, $dir;
+    mkdir "$dir/logs";
+    mkdir "$dir/cache";
+    chmod 0777, "$dir/cache";
+
+    my ($redis, $redis_pid) = start_redis($dir);
+
+    my $backend = read_file(top() . '/examples/backend.conf');
+    my @backends;
+    for my $n (1 .. 3) {
+        my $port = free_port();
+        push @backends, $port;
+        (my $c = $backend) =~ s/\@NAME\@/app$n/g;
+        $c =~ s/\@PORT\@/$port/g;
+        write_file("$dir/app$n.conf", $c);
+        system(nginx_bin(), '-p', "$dir/", '-c', "$dir/app$n.conf",
+               '-e', "$dir/logs/app$n.error.log") == 0
+            or die "backend app$n did not start";
+        wait_port($port) or die "backend app$n does not listen";
+    }
+    push @Backends, $dir;
+
+    require Crypt::PK::RSA;
+    require Crypt::JWT;
+    require JSON::PP;
+    my $key = Crypt::PK::RSA->new;
+    $key->generate_key(256);
+    my $jwk = JSON::PP::decode_json($key->export_key_jwk('public'));
+    @$jwk{qw(kid alg use)} = qw(demo RS256 sig);
+    write_file("$dir/jwks.json", JSON::PP::encode_json({ keys => [$jwk] }));
+    my $token = sub {
+        my %claims = @_;
+        return Crypt::JWT::encode_jwt(payload => \%claims, alg => 'RS256',
+                                      key => $key,
+                                      extra_headers => { kid => 'demo' });
+    };
+
+    my $conf = read_file(top() . '/examples/nginx.conf');
+    my $bd = build_dir();
+    $conf =~ s{^(\s*load_module\s+)modules/}{$1$bd/}mg;
+    my $i = 0;
+    $conf =~ s{^(\s*server\s+)[A-Za-z][\w.-]*:\d+}
+              {$1 . "127.0.0.1:" . $backends[$i++ % 3]}mge;
+    $conf =~ s{(gw_ratelimit_redis\s+)[\w.-]+:\d+}{${1}127.0.0.1:$redis}g;
+    my %listen;
+    $conf =~ s{^(\s*listen\s+)(?:[\d.]+:)?(\d+)\s*;}
+              {$1 . "127.0.0.1:" . ($listen{$2} //= free_port()) . ";"}mge;
+    write_file("$dir/gateway.conf", $conf);
+
+    start_nginx(prefix => $dir, conf => "$dir/gateway.conf",
+                global => 'error_log logs/error.log notice;',
+                ports => [values %listen]);
+
+    return { prefix => $dir, listen => \%listen, gw => $listen{8080},
+             metrics => $listen{8081}, redis => $redis,
+             redis_pid => $redis_pid, token => $token };
+}
+
 END {
     return unless $$ == $Owner;
     stop_nginx($_) for @Prefixes;
+    for my $dir (@Backends) {
+        for my $pidfile (glob "$dir/logs/app*.pid") {
+            chomp(my $pid = read_file($pidfile));
+            kill 'QUIT', $pid;
+        }
+    }
+    kill 'TERM', @Pids if @Pids;
+    waitpid $_, 0 for @Pids;
 }
 
 1;

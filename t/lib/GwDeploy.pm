@@ -207,8 +207,8 @@ sub start_demo {
               {$1 . "127.0.0.1:" . $backends[$i++ % 3]}mge;
     $conf =~ s{(gw_ratelimit_redis\s+)[\w.-]+:\d+}{${1}127.0.0.1:$redis}g;
     my %listen;
-    $conf =~ s{^(\s*listen\s+)(?:[\d.]+:)?(\d+)\s*;}
-              {$1 . "127.0.0.1:" . ($listen{$2} //= free_port()) . ";"}mge;
+    $conf =~ s{^(\s*listen\s+)(?:[\d.]+:)?(\d+)\b}
+              {$1 . "127.0.0.1:" . ($listen{$2} //= free_port())}mge;
     write_file("$dir/gateway.conf", $conf);
 
     start_nginx(prefix => $dir, conf => "$dir/gateway.conf",

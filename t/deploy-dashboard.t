@@ -195,4 +195,8 @@ for my $q (@queries) {
     }
 }
 
+GwDeploy::stop_nginx($demo->{prefix});
+unlike(GwDeploy::read_file("$demo->{prefix}/logs/error.log"),
+       qr/\[(?:alert|crit|emerg)\]/, 'no alert in the demo gateway\'s error log');
+
 done_testing();

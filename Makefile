@@ -42,7 +42,8 @@ endif
 # _FORTIFY_SOURCE=2, -fstack-protector-strong, format checks, relro and
 # BIND_NOW): the flags the .debs are built with (make deb, debian/rules),
 # plus -fPIC as Debian's nginx_mod build system adds.  A change of flags
-# configures the tree again.
+# configures the tree again; a --with-cc-opt in NGX_EXTRA_FLAGS (make
+# test-asan) replaces them.
 DEB_BUILD_MAINT_OPTIONS ?= hardening=+all
 buildflag = $(shell DEB_BUILD_MAINT_OPTIONS="$(DEB_BUILD_MAINT_OPTIONS)" \
     dpkg-buildflags --get $(1) 2>/dev/null)

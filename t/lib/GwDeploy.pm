@@ -158,9 +158,14 @@ sub stop_pid {
 # addresses adapted.  The adaptation matches patterns, not lines, so that
 # routes, upstreams and servers added to the example keep working: every
 # upstream server name goes to a demo backend, every listen port to a free
-# port.  Returns { prefix, gw => port, metrics => port, listen => {port =>
-# local port}, redis => port, redis_pid, token => sub { claims } }.
+# port.  The Redis deadline becomes redis_timeout (default 1s, as
+# t/interop.t does): an exact count must not depend on a shared machine
+# answering within the demo's 50 ms.  Returns { prefix, gw => port,
+# metrics => port, listen => {port => local port}, redis => port,
+# redis_pid, token => sub { claims } }.
 sub start_demo {
+    my (%o) = @_;
+    my $timeout = $o{redis_timeout} // '1s';
     my $dir = tmpdir();
     chmod 0755, $dir;
     mkdir "$dir/logs";
@@ -206,6 +211,8 @@ sub start_demo {
     $conf =~ s{^(\s*server\s+)[A-Za-z][\w.-]*:\d+}
               {$1 . "127.0.0.1:" . $backends[$i++ % 3]}mge;
     $conf =~ s{(gw_ratelimit_redis\s+)[\w.-]+:\d+}{${1}127.0.0.1:$redis}g;
+    $conf =~ s{(gw_ratelimit_redis\s[^;]*\btimeout=)\w+}{$1$timeout}g
+        if $timeout ne 'demo';
     my %listen;
     $conf =~ s{^(\s*listen\s+)(?:[\d.]+:)?(\d+)\b}
               {$1 . "127.0.0.1:" . ($listen{$2} //= free_port())}mge;

@@ -125,17 +125,6 @@ test-asan: deps
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
 
-# Debian packages (debian/, dh-sequence-nginx), then the chroot and image
-# tests (packaging/); the debootstrap base is cached in build/cache/
-deb: build-deps
-	@$(TOP)/.ci/deps build package
-	@$(TOP)/packaging/build-deb
-
-package-test: deb
-	@$(TOP)/.ci/deps test package
-	@$(TOP)/packaging/chroot-test
-	@$(TOP)/packaging/image-test
-
 run: modules
 	@$(TOP)/.ci/deps build run
 	@$(TOP)/examples/run-demo
@@ -203,6 +192,17 @@ fuzz-replay: fuzz-build
 	         echo "fuzz-replay: $$f FAILED" >&2; exit 1; }; \
 	    echo "fuzz-replay: $$f: $$n inputs, clean"; \
 	done
+
+# Debian packages (debian/, dh-sequence-nginx), then the chroot and image
+# tests (packaging/); the debootstrap base is cached in build/cache/
+deb: build-deps
+	@$(TOP)/.ci/deps build package
+	@$(TOP)/packaging/build-deb
+
+package-test: deb
+	@$(TOP)/.ci/deps test package
+	@$(TOP)/packaging/chroot-test
+	@$(TOP)/packaging/image-test
 
 clean:
 	rm -rf $(BUILD) $(TOP)/build-asan t/servroot* bench/out

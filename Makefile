@@ -10,6 +10,9 @@
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make test-valgrind        the suite with nginx under valgrind
+#   make deb                  Debian packages into build/deb/, lintian-checked
+#   make package-test         the .debs in a debootstrap chroot and in a
+#                             container image (podman), minutes
 #   make clean
 
 SHELL := /bin/bash
@@ -36,13 +39,31 @@ NGX_CONFIGURE_FLAGS ?= --with-compat --with-debug --with-threads \
     --with-http_dav_module
 endif
 
+# Debian's hardening flags (dpkg-buildflags with hardening=+all: -O2,
+# _FORTIFY_SOURCE=2, -fstack-protector-strong, format checks, relro and
+# BIND_NOW): the flags the .debs are built with (make deb, debian/rules),
+# plus -fPIC as Debian's nginx_mod build system adds.  A change of flags
+# configures the tree again; a --with-cc-opt in NGX_EXTRA_FLAGS (make
+# test-asan) replaces them.
+DEB_BUILD_MAINT_OPTIONS ?= hardening=+all
+buildflag = $(shell DEB_BUILD_MAINT_OPTIONS="$(DEB_BUILD_MAINT_OPTIONS)" \
+    dpkg-buildflags --get $(1) 2>/dev/null)
+GW_CC_OPT ?= $(call buildflag,CFLAGS) $(call buildflag,CPPFLAGS) -fPIC
+GW_LD_OPT ?= $(call buildflag,LDFLAGS) -fPIC
+GW_FLAGS := $(strip $(GW_CC_OPT) | $(GW_LD_OPT) | $(NGX_EXTRA_FLAGS))
+ifneq ($(GW_FLAGS),$(file <$(BUILD)/.buildflags))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/.buildflags,$(GW_FLAGS))
+endif
+
 MODULE_SRCS := $(wildcard $(TOP)/ngx_http_gw_*.c $(TOP)/ngx_http_gw_*.h)
 MODULES := $(patsubst $(TOP)/%.c,%,$(wildcard $(TOP)/ngx_http_gw_*_module.c))
 SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean \
+    deb package-test
 
 all: modules
 
@@ -54,7 +75,7 @@ modules: $(SO_FILES)
 build-deps:
 	@$(TOP)/.ci/deps build
 
-$(NGX_TREE)/objs/Makefile: $(TOP)/config | build-deps
+$(NGX_TREE)/objs/Makefile: $(TOP)/config $(BUILD)/.buildflags | build-deps
 	@mkdir -p $(BUILD)
 ifeq ($(NGINX_SRC),)
 	@test -f $(DEBIAN_SRC)/conf_flags || { \
@@ -62,12 +83,15 @@ ifeq ($(NGINX_SRC),)
 	rm -rf $(NGX_TREE)
 	cp -r $(DEBIAN_SRC) $(NGX_TREE)
 	cd $(NGX_TREE) && . ./conf_flags && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" $(NGX_EXTRA_FLAGS) \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(GW_CC_OPT)" \
+	    --with-ld-opt="$(GW_LD_OPT)" $(NGX_EXTRA_FLAGS) \
 	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 else
 	cd $(NGX_TREE) && $$(test -x configure && echo ./configure \
-	    || echo auto/configure) $(NGX_CONFIGURE_FLAGS) $(NGX_EXTRA_FLAGS) \
+	    || echo auto/configure) $(NGX_CONFIGURE_FLAGS) \
+	    --with-cc-opt="$(GW_CC_OPT)" --with-ld-opt="$(GW_LD_OPT)" \
+	    $(NGX_EXTRA_FLAGS) \
 	    --add-dynamic-module=$(TOP) > $(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 endif
@@ -177,6 +201,17 @@ fuzz-replay: fuzz-build
 	         echo "fuzz-replay: $$f FAILED" >&2; exit 1; }; \
 	    echo "fuzz-replay: $$f: $$n inputs, clean"; \
 	done
+
+# Debian packages (debian/, dh-sequence-nginx), then the chroot and image
+# tests (packaging/); the debootstrap base is cached in build/cache/
+deb: build-deps
+	@$(TOP)/.ci/deps build package
+	@$(TOP)/packaging/build-deb
+
+package-test: deb
+	@$(TOP)/.ci/deps test package
+	@$(TOP)/packaging/chroot-test
+	@$(TOP)/packaging/image-test
 
 clean:
 	rm -rf $(BUILD) $(TOP)/build-asan t/servroot* bench/out

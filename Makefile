@@ -129,8 +129,7 @@ FUZZ_LIBS := -ljansson -lhiredis -lcrypto
 
 FUZZ_UNITS_fuzz_auth :=
 FUZZ_LDFLAGS_fuzz_auth := -Wl,--unresolved-symbols=ignore-all
-FUZZ_UNITS_fuzz_metrics :=
-FUZZ_LDFLAGS_fuzz_metrics := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_metrics := ngx_http_gw_metrics_core.c
 FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_trace :=

@@ -2,14 +2,21 @@
 /*
  * Copyright (C) nginx-gw authors
  *
- * libFuzzer harness for ngx_http_gw_metrics_module: the label sanitizer,
+ * libFuzzer harness for ngx_http_gw_metrics_core.c: the label sanitizer,
  * the Accept header negotiation, and the whole path from hostile label
  * bytes through a zone to both expositions, whose output is then checked
  * by an independent reader.  The first input byte picks the target.
+ * Linked with that unit and fuzz/ngx_shim.c only: a call into nginx's
+ * HTTP code fails the link.
  */
 
 
-#include "ngx_http_gw_metrics_module.c"
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <ctype.h>
+
+#include "ngx_http_gw_metrics_core.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -114,31 +121,77 @@ fuzz_sanitize(const u_char *data, size_t size)
 }
 
 
-static void
-fuzz_negotiate(const u_char *data, size_t size)
+static int
+fuzz_names(const u_char *data, size_t size, const char *name)
 {
-    size_t     i;
-    ngx_int_t  om, text;
+    size_t  i, n;
 
-    om = -1;
-    text = -1;
+    n = strlen(name);
 
-    (void) ngx_http_gw_metrics_negotiate((u_char *) data,
-                                         (u_char *) data + size, &om, &text);
-
-    if (om < -1 || om > 1000 || text < -1 || text > 1000) {
-        abort();
-    }
-
-    /* OpenMetrics only when asked for by name */
-
-    for (i = 0; i + 12 <= size; i++) {
-        if (strncasecmp((char *) data + i, "openmetrics-", 12) == 0) {
-            return;
+    for (i = 0; i + n <= size; i++) {
+        if (strncasecmp((char *) data + i, name, n) == 0) {
+            return 1;
         }
     }
 
-    if (om != -1) {
+    return 0;
+}
+
+
+static void
+fuzz_negotiate(const u_char *data, size_t size)
+{
+    ngx_uint_t                    format;
+    ngx_http_gw_metrics_accept_t  a;
+
+    a.om = -1;
+    a.text = -1;
+    a.html = -1;
+
+    (void) ngx_http_gw_metrics_negotiate((u_char *) data,
+                                         (u_char *) data + size, &a);
+
+    if (a.om < -1 || a.om > 1000 || a.text < -1 || a.text > 1000
+        || a.html < -1 || a.html > 1000)
+    {
+        abort();
+    }
+
+    /* OpenMetrics and the page only when asked for by name */
+
+    if (a.om != -1 && !fuzz_names(data, size, "openmetrics-")) {
+        abort();
+    }
+
+    if (a.html != -1 && !fuzz_names(data, size, "text/html")) {
+        abort();
+    }
+
+    format = ngx_http_gw_metrics_format(&a);
+
+    switch (format) {
+
+    case NGX_HTTP_GW_METRICS_HTML:
+        if (a.html <= 0 || a.html <= a.text || a.html <= a.om) {
+            abort();
+        }
+        break;
+
+    case NGX_HTTP_GW_METRICS_OPENMETRICS:
+        if (a.om <= 0 || a.om < a.text || a.html > a.om) {
+            abort();
+        }
+        break;
+
+    case NGX_HTTP_GW_METRICS_TEXT:
+        if ((a.om > 0 && a.om >= a.text)
+            || (a.html > 0 && a.html > a.text && a.html > a.om))
+        {
+            abort();
+        }
+        break;
+
+    default:
         abort();
     }
 }
@@ -346,8 +399,7 @@ fuzz_zone(const u_char *data, size_t size)
 
     while (size >= 5) {
         key.family = data[0] % NGX_HTTP_GW_METRICS_NFAMILIES;
-        key.method = data[1] % (sizeof(ngx_http_gw_metrics_methods)
-                                / sizeof(ngx_str_t));
+        key.method = data[1] % NGX_HTTP_GW_METRICS_NMETHODS;
         key.status = (data[2] << 8 | data[3]) % 1000;
         n = data[4];
 

@@ -12,12 +12,13 @@ use warnings;
 use Encode ();
 use File::Temp ();
 use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes ();
 
 our @EXPORT_OK = qw(server_port servroot http_get http_raw parallel_get
                     parse_exposition sample check_exposition
                     promtool_text promtool_openmetrics master_pid
-                    wait_reload worker_pids);
+                    wait_reload worker_pids kill_in);
 
 use Exporter 'import';
 
@@ -176,6 +177,88 @@ sub wait_reload {
     }
 
     die "nginx did not reload in 30 seconds";
+}
+
+# Stops a worker inside a function of the module and SIGKILLs it there:
+# gdb attaches to the (only) worker, breaks on $function, the request that
+# $trigger sends runs into it, gdb kills the worker, and the master starts
+# a new one.  Returns the text gdb printed; dies if the breakpoint was not
+# reached or no new worker came up.
+sub kill_in {
+    my ($function, $trigger) = @_;
+
+    my $master = master_pid();
+    my @workers;
+
+    for (1 .. 600) {
+        @workers = worker_pids($master);
+        last if @workers;
+        Time::HiRes::sleep(0.05);
+    }
+
+    die "kill_in: one worker expected, not @workers" unless @workers == 1;
+
+    my $dir = servroot() . '/logs';
+    my $ready = "$dir/gdb.ready";
+    my $out = "$dir/gdb.out";
+    unlink $ready;
+
+    my $gdb = fork;
+    die "fork: $!" unless defined $gdb;
+
+    if ($gdb == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or die "$out: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec 'gdb', '-nx', '-q', '-batch',
+             '-iex', 'set debuginfod enabled off',
+             '-iex', 'set auto-load no',
+             '-p', $workers[0],
+             '-ex', 'set pagination off',
+             '-ex', "break $function",
+             '-ex', "shell touch $ready",
+             '-ex', 'continue',
+             '-ex', 'bt 4',
+             '-ex', 'kill',
+             '-ex', 'quit';
+        die "exec gdb: $!";
+    }
+
+    for (1 .. 600) {
+        last if -e $ready || waitpid($gdb, POSIX::WNOHANG()) == $gdb;
+        Time::HiRes::sleep(0.05);
+    }
+
+    # the worker stops in the log phase of this request, the connection
+    # closes when it is killed
+
+    local $SIG{ALRM} = sub { die "kill_in: no breakpoint in 30 seconds\n" };
+    alarm 30;
+    eval { $trigger->() };
+    my $err = $@;
+    alarm 0;
+
+    if ($err) {
+        kill 'KILL', $gdb;
+    }
+
+    waitpid($gdb, 0);
+
+    open my $fh, '<', $out or die "$out: $!";
+    my $text = do { local $/; <$fh> };
+    close $fh;
+
+    die $err if $err;
+    die "kill_in: gdb did not stop in $function:\n$text"
+        unless $text =~ /Breakpoint 1, .*\b\Q$function\E\b/;
+
+    for (1 .. 600) {
+        my @now = worker_pids($master);
+        return $text if @now == 1 && $now[0] != $workers[0];
+        Time::HiRes::sleep(0.05);
+    }
+
+    die "kill_in: no new worker after killing $workers[0]";
 }
 
 # --- exposition parsing ---------------------------------------------------

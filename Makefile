@@ -9,6 +9,7 @@
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make test-valgrind        the suite with nginx under valgrind
+#   make status-page          regenerate the gw_metrics status page's C
 #   make clean
 
 SHELL := /bin/bash
@@ -41,7 +42,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean status-page
 
 all: modules
 
@@ -100,6 +101,11 @@ test-asan: deps
 	    modules
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
+
+# the gw_metrics status page: docs/status-page.html into the module
+status-page:
+	@$(TOP)/docs/status-page.pl $(TOP)/docs/status-page.html \
+	    $(TOP)/ngx_http_gw_metrics_page.c
 
 run: modules
 	@$(TOP)/.ci/deps build run

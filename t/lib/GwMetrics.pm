@@ -210,7 +210,7 @@ sub kill_in {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out or die "$out: $!";
         open STDERR, '>&', \*STDOUT;
-        exec 'gdb', '-nx', '-q', '-batch',
+        { exec 'gdb', '-nx', '-q', '-batch',
              '-iex', 'set debuginfod enabled off',
              '-iex', 'set auto-load no',
              '-p', $workers[0],
@@ -220,8 +220,8 @@ sub kill_in {
              '-ex', 'continue',
              '-ex', 'bt 4',
              '-ex', 'kill',
-             '-ex', 'quit';
-        die "exec gdb: $!";
+             '-ex', 'quit' };
+        POSIX::_exit(127);
     }
 
     for (1 .. 600) {
@@ -614,6 +614,237 @@ sub promtool_openmetrics {
     return 'ok' if $rc == 0 && $out !~ /error|invalid|expected/i;
     return "promtool openmetrics ($rc): $out";
 }
+
+# --- a headless Chromium driven over the DevTools protocol ----------------
+#
+# Debian's chromium with --remote-debugging-pipe: commands go to its fd 3
+# and replies and events come from its fd 4, as JSON messages ending in a
+# NUL byte.  One page; every console message, exception, log entry and
+# dialog of that page is kept, so a test can require that there were none.
+
+package GwMetrics::Browser;
+
+use Fcntl ();
+use IO::Select;
+use JSON::PP ();
+
+my $cdp_json = JSON::PP->new->utf8->canonical;
+
+sub start {
+    my ($class, %opt) = @_;
+
+    my $dir = File::Temp->newdir("gw-chromium-XXXXXX", TMPDIR => 1);
+    my $log = GwMetrics::servroot() . "/logs/chromium.log";
+
+    pipe(my $cmd_r, my $cmd_w) or die "pipe: $!";
+    pipe(my $evt_r, my $evt_w) or die "pipe: $!";
+
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        POSIX::dup2(fileno $cmd_r, 3) if fileno $cmd_r != 3;
+        POSIX::dup2(fileno $evt_w, 4) if fileno $evt_w != 4;
+
+        for my $fd (3, 4) {
+            open my $fh, '+<&=', $fd or POSIX::_exit(127);
+            fcntl($fh, Fcntl::F_SETFD(), 0);
+        }
+
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+
+        { exec 'chromium', '--headless', '--no-sandbox', '--disable-gpu',
+             '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update',
+             '--disable-sync', '--hide-scrollbars',
+             "--user-data-dir=$dir", '--remote-debugging-pipe',
+             '--window-size=' . ($opt{size} || '1280,900'), 'about:blank' };
+        POSIX::_exit(127);
+    }
+
+    close $cmd_r;
+    close $evt_w;
+
+    my $self = bless { pid => $pid, dir => $dir, to => $cmd_w,
+                       from => $evt_r, buf => '', id => 0, queue => [],
+                       problems => [] }, $class;
+
+    my $t = $self->call('Target.createTarget', { url => 'about:blank' });
+    my $a = $self->call('Target.attachToTarget',
+                        { targetId => $t->{targetId},
+                          flatten => JSON::PP::true });
+
+    $self->{session} = $a->{sessionId};
+
+    $self->call($_) for qw(Page.enable Runtime.enable Log.enable);
+
+    return $self;
+}
+
+sub message {
+    my ($self, $deadline) = @_;
+
+    while ($self->{buf} !~ /\0/) {
+        my $left = $deadline - Time::HiRes::time();
+        return undef if $left <= 0;
+        return undef unless IO::Select->new($self->{from})->can_read($left);
+        my $n = sysread $self->{from}, $self->{buf}, 1 << 20,
+                        length $self->{buf};
+        die "chromium exited (see logs/chromium.log)\n" unless $n;
+    }
+
+    $self->{buf} =~ s/^(.*?)\0//s;
+    my $m = $cdp_json->decode($1);
+
+    # what a clean page never produces
+    my ($method, $p) = ($m->{method} // '', $m->{params});
+
+    if ($method eq 'Runtime.exceptionThrown') {
+        my $d = $p->{exceptionDetails};
+        push @{ $self->{problems} }, "exception: "
+            . ($d->{exception}{description} // $d->{text});
+
+    } elsif ($method eq 'Runtime.consoleAPICalled'
+             && $p->{type} =~ /^(error|warning|assert)$/)
+    {
+        push @{ $self->{problems} }, "console.$p->{type}: "
+            . join ' ', map { $_->{value} // $_->{description} // '' }
+                            @{ $p->{args} };
+
+    } elsif ($method eq 'Log.entryAdded'
+             && $p->{entry}{level} =~ /^(error|warning)$/)
+    {
+        push @{ $self->{problems} },
+             "log $p->{entry}{level} ($p->{entry}{source}): "
+             . $p->{entry}{text};
+
+    } elsif ($method eq 'Page.javascriptDialogOpening') {
+        push @{ $self->{problems} }, "dialog: $p->{message}";
+        $self->send('Page.handleJavaScriptDialog',
+                    { accept => JSON::PP::false });
+    }
+
+    return $m;
+}
+
+sub send {
+    my ($self, $method, $params) = @_;
+
+    my $msg = { id => ++$self->{id}, method => $method,
+                params => $params || {} };
+    $msg->{sessionId} = $self->{session}
+        if $self->{session} && $method !~ /^(Target|Browser)\./;
+
+    my $data = $cdp_json->encode($msg) . "\0";
+
+    while (length $data) {
+        my $n = syswrite $self->{to}, $data;
+        die "write to chromium: $!" unless defined $n;
+        substr($data, 0, $n, '');
+    }
+
+    return $msg->{id};
+}
+
+sub call {
+    my ($self, $method, $params) = @_;
+
+    my $id = $self->send($method, $params);
+    my $deadline = Time::HiRes::time() + 20;
+
+    while (1) {
+        my $m = $self->message($deadline)
+            or die "chromium: no answer to $method in 20 seconds\n";
+        next unless defined $m->{id} && $m->{id} == $id;
+        die "chromium: $method: $m->{error}{message}\n" if $m->{error};
+        return $m->{result};
+    }
+}
+
+# the value of a JavaScript expression in the page (promises awaited)
+sub eval {
+    my ($self, $js) = @_;
+
+    my $r = $self->call('Runtime.evaluate',
+                        { expression => $js, returnByValue => JSON::PP::true,
+                          awaitPromise => JSON::PP::true });
+
+    die "page: $r->{exceptionDetails}{text}: "
+        . ($r->{exceptionDetails}{exception}{description} // '') . "\n"
+        if $r->{exceptionDetails};
+
+    return $r->{result}{value};
+}
+
+# waits until the expression is true in the page; its value, or undef
+sub wait_for {
+    my ($self, $js, $timeout) = @_;
+
+    my $deadline = Time::HiRes::time() + ($timeout || 10);
+
+    while (Time::HiRes::time() < $deadline) {
+        my $v = $self->eval($js);
+        return $v if $v;
+        $self->message(Time::HiRes::time() + 0.05);
+    }
+
+    return undef;
+}
+
+sub navigate {
+    my ($self, $url) = @_;
+    $self->call('Page.navigate', { url => $url });
+}
+
+sub screenshot {
+    my ($self, $file) = @_;
+
+    require MIME::Base64;
+
+    my $r = $self->call('Page.captureScreenshot',
+                        { format => 'png',
+                          captureBeyondViewport => JSON::PP::true });
+
+    open my $fh, '>:raw', $file or die "$file: $!";
+    print $fh MIME::Base64::decode_base64($r->{data});
+    close $fh;
+}
+
+sub problems {
+    my ($self) = @_;
+
+    # events still unread
+    1 while $self->message(Time::HiRes::time() + 0.1);
+
+    return @{ $self->{problems} };
+}
+
+sub stop {
+    my ($self) = @_;
+
+    return unless $self->{pid};
+
+    eval { $self->send('Browser.close') };
+
+    for (1 .. 100) {
+        last if waitpid($self->{pid}, POSIX::WNOHANG()) == $self->{pid};
+        Time::HiRes::sleep(0.05);
+        kill 'KILL', $self->{pid} if $_ == 60;
+    }
+
+    waitpid($self->{pid}, 0) if kill 0, $self->{pid};
+    delete $self->{pid};
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $@);
+    $self->stop;
+}
+
+package GwMetrics;
 
 # every check on one body: the strict parser and promtool
 sub check_exposition {

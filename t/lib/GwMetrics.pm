@@ -207,6 +207,8 @@ sub kill_in {
     die "fork: $!" unless defined $gdb;
 
     if ($gdb == 0) {
+        # not the AddressSanitizer runtime make test-asan preloads
+        delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out or die "$out: $!";
         open STDERR, '>&', \*STDOUT;
@@ -624,7 +626,6 @@ sub promtool_openmetrics {
 
 package GwMetrics::Browser;
 
-use Fcntl ();
 use IO::Select;
 use JSON::PP ();
 
@@ -634,7 +635,8 @@ sub start {
     my ($class, %opt) = @_;
 
     my $dir = File::Temp->newdir("gw-chromium-XXXXXX", TMPDIR => 1);
-    my $log = GwMetrics::servroot() . "/logs/chromium.log";
+    my $log = GwMetrics::servroot() . "/logs";
+    $log = $opt{log} || (-d $log ? "$log/chromium.log" : "/dev/null");
 
     pipe(my $cmd_r, my $cmd_w) or die "pipe: $!";
     pipe(my $evt_r, my $evt_w) or die "pipe: $!";
@@ -643,14 +645,16 @@ sub start {
     die "fork: $!" unless defined $pid;
 
     if ($pid == 0) {
-        POSIX::dup2(fileno $cmd_r, 3) if fileno $cmd_r != 3;
-        POSIX::dup2(fileno $evt_w, 4) if fileno $evt_w != 4;
+        # through fds above 4, so that neither end overwrites the other
+        my $in = POSIX::dup(fileno $cmd_r);
+        my $out = POSIX::dup(fileno $evt_w);
+        $in = POSIX::dup($in) while $in < 5;
+        $out = POSIX::dup($out) while $out < 5;
+        # dup2() leaves the new descriptors open across exec
+        POSIX::dup2($in, 3);
+        POSIX::dup2($out, 4);
 
-        for my $fd (3, 4) {
-            open my $fh, '+<&=', $fd or POSIX::_exit(127);
-            fcntl($fh, Fcntl::F_SETFD(), 0);
-        }
-
+        delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $log;
         open STDERR, '>&', \*STDOUT;

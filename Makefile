@@ -13,6 +13,7 @@
 #   make deb                  Debian packages into build/deb/, lintian-checked
 #   make package-test         the .debs in a debootstrap chroot and in a
 #                             container image (podman), minutes
+#   make status-page          regenerate the gw_metrics status page's C
 #   make clean
 
 SHELL := /bin/bash
@@ -62,8 +63,8 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean \
-    deb package-test
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz \
+    fuzz-build clean deb package-test status-page
 
 all: modules
 
@@ -126,6 +127,11 @@ test-asan: deps
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
 
+# the gw_metrics status page: docs/status-page.html into the module
+status-page:
+	@$(TOP)/docs/status-page.pl $(TOP)/docs/status-page.html \
+	    $(TOP)/ngx_http_gw_metrics_page.c
+
 # make run REPLICAS=3: three gateway replicas behind a load balancer.  On a
 # terminal the demo runs as a job of its own in the foreground (bash -m), so
 # Ctrl-C reaches the demo, which cleans up, and not make, which would report
@@ -161,8 +167,7 @@ FUZZ_LIBS := -ljansson -lhiredis -lcrypto
 
 FUZZ_UNITS_fuzz_auth :=
 FUZZ_LDFLAGS_fuzz_auth := -Wl,--unresolved-symbols=ignore-all
-FUZZ_UNITS_fuzz_metrics :=
-FUZZ_LDFLAGS_fuzz_metrics := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_metrics := ngx_http_gw_metrics_core.c
 FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_trace :=

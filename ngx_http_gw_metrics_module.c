@@ -4,25 +4,12 @@
  *
  * ngx_http_gw_metrics_module: Prometheus metrics aggregated across workers.
  *
- * Every series lives in one shared memory zone.  A series is a label set
- * (family, method, status and one free-form label: the route or a decision
- * result) followed by its atomic counters.  The zone holds a hash table of
- * series chained through "next" and, per family, a list of series in
- * creation order through "link" for the exposition.
- *
- * Series are never moved or freed while the zone lives, so the log phase
- * looks them up without a lock: it walks a hash chain and bumps counters
- * with ngx_atomic_fetch_add().  The slab mutex is taken only to create a
- * series; the creator fills the series in, issues a memory barrier and only
- * then links it into the chain and the family list, so a reader never sees
- * a half-built series.  A scrape reads the counters with plain loads.
- *
- * Histograms keep one counter per bucket (not cumulative) plus the +Inf
- * bucket and the sum of observations in integer microseconds: nginx times
- * requests in milliseconds, so the integer sum is exact and can be updated
- * with the same atomic add as the counters.  The scrape makes the buckets
- * cumulative and prints _count as the +Inf bucket it computed, so the two
- * always agree even while workers keep counting.
+ * The module counts each request in the log phase into a shared memory
+ * zone and serves the zone from gw_metrics_endpoint: to scrapers in the
+ * text format or OpenMetrics, to browsers as a status page that reads the
+ * text format itself.  The zone, the label values, the Accept negotiation
+ * and the exposition writer live in ngx_http_gw_metrics_core.c, which a
+ * fuzzer links without nginx's HTTP code.
  */
 
 
@@ -30,119 +17,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-
-#define NGX_HTTP_GW_METRICS_VERSION        "0.1.0"
-
-/* bump NGX_HTTP_GW_METRICS_MAGIC whenever the zone layout changes */
-#define NGX_HTTP_GW_METRICS_MAGIC          0x67776d01
-
-#define NGX_HTTP_GW_METRICS_LABEL_MAX      128
-#define NGX_HTTP_GW_METRICS_BUCKETS_MAX    32
-#define NGX_HTTP_GW_METRICS_SERIES_SIZE    256
-#define NGX_HTTP_GW_METRICS_BOUND_MAX      1000000000000000ULL
-
-#define NGX_HTTP_GW_METRICS_REQUESTS       0
-#define NGX_HTTP_GW_METRICS_DURATION       1
-#define NGX_HTTP_GW_METRICS_UPSTREAM       2
-#define NGX_HTTP_GW_METRICS_AUTH           3
-#define NGX_HTTP_GW_METRICS_RATELIMIT      4
-#define NGX_HTTP_GW_METRICS_NFAMILIES      5
-
-#define NGX_HTTP_GW_METRICS_COUNTER        0
-#define NGX_HTTP_GW_METRICS_GAUGE          1
-#define NGX_HTTP_GW_METRICS_HISTOGRAM      2
-#define NGX_HTTP_GW_METRICS_INFO           3
-
-#define NGX_HTTP_GW_METRICS_TEXT           0
-#define NGX_HTTP_GW_METRICS_OPENMETRICS    1
-
-#define NGX_HTTP_GW_METRICS_OVERFLOW       0x01
-
-/* "method" label values: index 0 is every method nginx does not know */
-#define NGX_HTTP_GW_METRICS_METHOD_OTHER   0
-#define NGX_HTTP_GW_METRICS_METHOD_NONE    0xff
-
-/* longest line parts that are not label values */
-#define NGX_HTTP_GW_METRICS_NUMBER_LEN     24
-#define NGX_HTTP_GW_METRICS_LE_LEN         32
-#define NGX_HTTP_GW_METRICS_LABELS_LEN                                        \
-    (sizeof("method=\"\",path=\"\",status=\"\"") - 1                          \
-     + sizeof("__overflow__") - 1 + sizeof("__overflow__") - 1                \
-     + 2 * NGX_HTTP_GW_METRICS_LABEL_MAX)
-
-
-typedef struct ngx_http_gw_metrics_series_s  ngx_http_gw_metrics_series_t;
-
-struct ngx_http_gw_metrics_series_s {
-    ngx_http_gw_metrics_series_t  *next;       /* hash chain */
-    ngx_http_gw_metrics_series_t  *link;       /* family list */
-    u_char                        *label;      /* after the counters */
-    uint32_t                       hash;
-    uint16_t                       status;
-    u_char                         family;
-    u_char                         method;
-    u_char                         flags;
-    u_char                         len;
-
-    /*
-     * counters: one for a counter family; for a histogram the sum in
-     * microseconds, then a counter per bucket and the +Inf bucket
-     */
-    ngx_atomic_t                   value[1];
-};
-
-
-typedef struct {
-    ngx_http_gw_metrics_series_t  *head;
-    ngx_http_gw_metrics_series_t  *tail;
-    ngx_http_gw_metrics_series_t  *overflow;
-} ngx_http_gw_metrics_list_t;
-
-
-typedef struct {
-    uint32_t                       magic;
-    uint32_t                       seed;
-    ngx_uint_t                     nbuckets;
-    uint64_t                       bounds[NGX_HTTP_GW_METRICS_BUCKETS_MAX];
-    time_t                         start_time;
-    ngx_uint_t                     mask;
-    ngx_http_gw_metrics_series_t **table;
-    ngx_atomic_t                   nseries;
-    ngx_atomic_t                   max_series;
-    ngx_atomic_t                   dropped;
-    ngx_uint_t                     full_logged;
-    ngx_http_gw_metrics_list_t     families[NGX_HTTP_GW_METRICS_NFAMILIES];
-} ngx_http_gw_metrics_shctx_t;
-
-
-typedef struct {
-    ngx_uint_t                     family;
-    ngx_uint_t                     method;
-    ngx_uint_t                     status;
-    ngx_str_t                      label;
-} ngx_http_gw_metrics_key_t;
-
-
-typedef struct {
-    ngx_str_t                      name;
-    ngx_uint_t                     type;
-    ngx_str_t                      unit;
-    ngx_str_t                      help;
-} ngx_http_gw_metrics_family_t;
-
-
-/* what a scrape shows besides the zone: filled in by the content handler */
-typedef struct {
-    ngx_atomic_uint_t              active;
-    ngx_atomic_uint_t              reading;
-    ngx_atomic_uint_t              writing;
-    ngx_atomic_uint_t              waiting;
-    ngx_atomic_uint_t              accepted;
-    ngx_atomic_uint_t              handled;
-    unsigned                       connections:1;
-    unsigned                       auth:1;
-    unsigned                       ratelimit:1;
-} ngx_http_gw_metrics_stats_t;
+#include "ngx_http_gw_conf.h"
+#include "ngx_http_gw_metrics_core.h"
 
 
 typedef struct {
@@ -167,57 +43,19 @@ typedef struct {
 
 static ngx_int_t ngx_http_gw_metrics_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gw_metrics_page_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gw_metrics_send(ngx_http_request_t *r,
+    ngx_str_t *out);
+static ngx_int_t ngx_http_gw_metrics_header(ngx_http_request_t *r,
+    char *name, char *value);
 static ngx_uint_t ngx_http_gw_metrics_method(ngx_http_request_t *r);
 static ngx_msec_t ngx_http_gw_metrics_upstream_time(ngx_http_request_t *r);
 static void ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
     ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
     ngx_uint_t family, ngx_int_t index);
 
-static ngx_http_gw_metrics_shctx_t *ngx_http_gw_metrics_create_sh(
-    ngx_slab_pool_t *shpool, ngx_uint_t nbuckets, uint64_t *bounds,
-    ngx_uint_t max_series, size_t size);
-static ngx_http_gw_metrics_series_t *ngx_http_gw_metrics_alloc_series(
-    ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
-    ngx_http_gw_metrics_key_t *key, uint32_t hash);
-static ngx_http_gw_metrics_series_t *ngx_http_gw_metrics_get(
-    ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
-    ngx_http_gw_metrics_key_t *key, ngx_log_t *log);
-static uint32_t ngx_http_gw_metrics_hash(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_key_t *key);
-static void ngx_http_gw_metrics_observe(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_series_t *s, uint64_t us);
-
-static size_t ngx_http_gw_metrics_sanitize(u_char *dst, size_t size,
-    u_char *src, size_t len);
-static u_char *ngx_http_gw_metrics_escape(u_char *dst, u_char *src,
-    size_t len);
-static ngx_uint_t ngx_http_gw_metrics_negotiate(u_char *p, u_char *last,
-    ngx_int_t *om, ngx_int_t *text);
-static ngx_int_t ngx_http_gw_metrics_parse_q(u_char *p, u_char *last);
-
-static ngx_int_t ngx_http_gw_metrics_render(ngx_pool_t *pool,
-    ngx_http_gw_metrics_shctx_t *sh, ngx_http_gw_metrics_stats_t *st,
-    ngx_uint_t format, ngx_str_t *out);
-static ngx_uint_t ngx_http_gw_metrics_used(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_family_t *f, ngx_http_gw_metrics_series_t *s);
-static u_char *ngx_http_gw_metrics_write_meta(u_char *p,
-    ngx_http_gw_metrics_family_t *f, ngx_uint_t format);
-static u_char *ngx_http_gw_metrics_write_labels(u_char *p,
-    ngx_http_gw_metrics_series_t *s);
-static u_char *ngx_http_gw_metrics_write_series(u_char *p,
-    ngx_http_gw_metrics_shctx_t *sh, ngx_http_gw_metrics_family_t *f,
-    ngx_http_gw_metrics_series_t *s, ngx_str_t *le);
-static u_char *ngx_http_gw_metrics_write_scalar(u_char *p,
-    ngx_http_gw_metrics_family_t *f, ngx_uint_t format, uint64_t value);
-static u_char *ngx_http_gw_metrics_write_uint(u_char *p, uint64_t n);
-static u_char *ngx_http_gw_metrics_write_seconds(u_char *p, uint64_t us);
-static u_char *ngx_http_gw_metrics_write_le(u_char *p, uint64_t us,
-    ngx_uint_t format);
-
 static ngx_int_t ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_gw_metrics_compatible(
-    ngx_http_gw_metrics_shctx_t *sh, ngx_http_gw_metrics_main_conf_t *gmcf);
 static void ngx_http_gw_metrics_choose_tag(ngx_conf_t *cf,
     ngx_http_gw_metrics_main_conf_t *gmcf);
 static ngx_int_t ngx_http_gw_metrics_find_variable(ngx_conf_t *cf,
@@ -251,125 +89,6 @@ static uint64_t  ngx_http_gw_metrics_default_bounds[] = {
     5000, 10000, 25000, 50000, 100000, 250000, 500000,
     1000000, 2500000, 5000000, 10000000
 };
-
-
-static ngx_str_t  ngx_http_gw_metrics_methods[] = {
-    ngx_string("OTHER"),
-    ngx_string("GET"),
-    ngx_string("HEAD"),
-    ngx_string("POST"),
-    ngx_string("PUT"),
-    ngx_string("DELETE"),
-    ngx_string("MKCOL"),
-    ngx_string("COPY"),
-    ngx_string("MOVE"),
-    ngx_string("OPTIONS"),
-    ngx_string("PROPFIND"),
-    ngx_string("PROPPATCH"),
-    ngx_string("LOCK"),
-    ngx_string("UNLOCK"),
-    ngx_string("PATCH"),
-    ngx_string("TRACE"),
-    ngx_string("CONNECT")
-};
-
-
-static ngx_str_t  ngx_http_gw_metrics_overflow = ngx_string("__overflow__");
-
-
-static ngx_http_gw_metrics_family_t  ngx_http_gw_metrics_families[] = {
-
-    { ngx_string("gateway_requests"), NGX_HTTP_GW_METRICS_COUNTER,
-      ngx_null_string,
-      ngx_string("Requests by method, route and response status.") },
-
-    { ngx_string("gateway_request_duration_seconds"),
-      NGX_HTTP_GW_METRICS_HISTOGRAM, ngx_string("seconds"),
-      ngx_string("Time from the first byte read from the client to the "
-                 "log phase.") },
-
-    { ngx_string("gateway_upstream_response_duration_seconds"),
-      NGX_HTTP_GW_METRICS_HISTOGRAM, ngx_string("seconds"),
-      ngx_string("Time spent on upstream responses, all tries of a request "
-                 "summed.") },
-
-    { ngx_string("gateway_auth_decisions"), NGX_HTTP_GW_METRICS_COUNTER,
-      ngx_null_string,
-      ngx_string("Authentication decisions by $gw_auth_status.") },
-
-    { ngx_string("gateway_ratelimit_decisions"), NGX_HTTP_GW_METRICS_COUNTER,
-      ngx_null_string,
-      ngx_string("Rate limit decisions by $gw_ratelimit_status.") }
-};
-
-
-/* process-wide families, in exposition order */
-
-#define NGX_HTTP_GW_METRICS_CONN_ACTIVE    0
-#define NGX_HTTP_GW_METRICS_CONN_READING   1
-#define NGX_HTTP_GW_METRICS_CONN_WRITING   2
-#define NGX_HTTP_GW_METRICS_CONN_WAITING   3
-#define NGX_HTTP_GW_METRICS_CONN_ACCEPTED  4
-#define NGX_HTTP_GW_METRICS_CONN_HANDLED   5
-#define NGX_HTTP_GW_METRICS_SERIES         6
-#define NGX_HTTP_GW_METRICS_SERIES_MAX     7
-#define NGX_HTTP_GW_METRICS_DROPPED        8
-#define NGX_HTTP_GW_METRICS_START_TIME     9
-#define NGX_HTTP_GW_METRICS_BUILD          10
-#define NGX_HTTP_GW_METRICS_NSCALARS       11
-
-static ngx_http_gw_metrics_family_t  ngx_http_gw_metrics_scalars[] = {
-
-    { ngx_string("gateway_connections_active"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Client connections open now, waiting ones included.") },
-
-    { ngx_string("gateway_connections_reading"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Connections where nginx is reading the request header.") },
-
-    { ngx_string("gateway_connections_writing"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Connections with a request being processed.") },
-
-    { ngx_string("gateway_connections_waiting"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Idle keepalive connections.") },
-
-    { ngx_string("gateway_connections_accepted"),
-      NGX_HTTP_GW_METRICS_COUNTER, ngx_null_string,
-      ngx_string("Client connections accepted.") },
-
-    { ngx_string("gateway_connections_handled"), NGX_HTTP_GW_METRICS_COUNTER,
-      ngx_null_string,
-      ngx_string("Client connections handled.") },
-
-    { ngx_string("gateway_metrics_series"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Series stored in the gw_metrics zone.") },
-
-    { ngx_string("gateway_metrics_series_max"), NGX_HTTP_GW_METRICS_GAUGE,
-      ngx_null_string,
-      ngx_string("Series the gw_metrics zone accepts before overflow.") },
-
-    { ngx_string("gateway_metrics_series_dropped"),
-      NGX_HTTP_GW_METRICS_COUNTER, ngx_null_string,
-      ngx_string("Observations counted in an __overflow__ series because "
-                 "the zone was full.") },
-
-    { ngx_string("gateway_metrics_start_time_seconds"),
-      NGX_HTTP_GW_METRICS_GAUGE, ngx_string("seconds"),
-      ngx_string("Unix time the series in the zone started counting.") },
-
-    { ngx_string("gateway_build"), NGX_HTTP_GW_METRICS_INFO,
-      ngx_null_string,
-      ngx_string("nginx-gw metrics module and nginx versions.") }
-};
-
-
-static ngx_str_t  ngx_http_gw_metrics_build_labels =
-    ngx_string("version=\"" NGX_HTTP_GW_METRICS_VERSION "\","
-               "nginx_version=\"" NGINX_VERSION "\"");
 
 
 static ngx_command_t  ngx_http_gw_metrics_commands[] = {
@@ -652,14 +371,13 @@ ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc, om, text;
+    ngx_int_t                         rc;
     ngx_str_t                         out;
-    ngx_buf_t                        *b;
     ngx_uint_t                        i, format;
-    ngx_chain_t                       cl;
     ngx_list_part_t                  *part;
     ngx_table_elt_t                  *h;
     ngx_http_gw_metrics_stats_t       st;
+    ngx_http_gw_metrics_accept_t      accept;
     ngx_http_gw_metrics_main_conf_t  *gmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -680,8 +398,9 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
 
     /* every Accept header line counts, whatever nginx keeps for itself */
 
-    om = -1;
-    text = -1;
+    accept.om = -1;
+    accept.text = -1;
+    accept.html = -1;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -704,12 +423,21 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
         {
             (void) ngx_http_gw_metrics_negotiate(h[i].value.data,
                                               h[i].value.data + h[i].value.len,
-                                              &om, &text);
+                                              &accept);
         }
     }
 
-    format = (om > 0 && om >= text) ? NGX_HTTP_GW_METRICS_OPENMETRICS
-                                    : NGX_HTTP_GW_METRICS_TEXT;
+    format = ngx_http_gw_metrics_format(&accept);
+
+    /* one URL, several representations: caches must key on Accept */
+
+    if (ngx_http_gw_metrics_header(r, "Vary", "Accept") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (format == NGX_HTTP_GW_METRICS_HTML) {
+        return ngx_http_gw_metrics_page_handler(r);
+    }
 
     ngx_memzero(&st, sizeof(ngx_http_gw_metrics_stats_t));
 
@@ -745,6 +473,46 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
                     "text/plain; version=0.0.4; charset=utf-8");
     }
 
+    return ngx_http_gw_metrics_send(r, &out);
+}
+
+
+/*
+ * The status page: static, self-contained, and allowed to run nothing but
+ * its own inline script and style (their hashes are in the policy) and to
+ * fetch nothing but this same location, in the text format.
+ */
+
+static ngx_int_t
+ngx_http_gw_metrics_page_handler(ngx_http_request_t *r)
+{
+    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+
+    if (ngx_http_gw_metrics_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_http_gw_metrics_header(r, "Content-Security-Policy",
+                                 (char *) ngx_http_gw_metrics_page_csp.data)
+           != NGX_OK
+        || ngx_http_gw_metrics_header(r, "X-Content-Type-Options", "nosniff")
+           != NGX_OK
+        || ngx_http_gw_metrics_header(r, "Referrer-Policy", "no-referrer")
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_gw_metrics_send(r, &ngx_http_gw_metrics_page);
+}
+
+
+static ngx_int_t
+ngx_http_gw_metrics_send(ngx_http_request_t *r, ngx_str_t *out)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   cl;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = out->len;
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
@@ -759,9 +527,9 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->pos = out.data;
-    b->last = out.data + out.len;
-    b->memory = (out.len != 0);
+    b->pos = out->data;
+    b->last = out->data + out->len;
+    b->memory = (out->len != 0);
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
@@ -772,1152 +540,25 @@ ngx_http_gw_metrics_endpoint_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_http_gw_metrics_shctx_t *
-ngx_http_gw_metrics_create_sh(ngx_slab_pool_t *shpool, ngx_uint_t nbuckets,
-    uint64_t *bounds, ngx_uint_t max_series, size_t size)
-{
-    ngx_uint_t                     f, n;
-    ngx_http_gw_metrics_key_t      key;
-    ngx_http_gw_metrics_shctx_t   *sh;
-    ngx_http_gw_metrics_series_t  *s;
-
-    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_gw_metrics_shctx_t));
-    if (sh == NULL) {
-        return NULL;
-    }
-
-    sh->magic = NGX_HTTP_GW_METRICS_MAGIC;
-    sh->seed = (uint32_t) ngx_random();
-    sh->nbuckets = nbuckets;
-    ngx_memcpy(sh->bounds, bounds, nbuckets * sizeof(uint64_t));
-    sh->start_time = ngx_time();
-    sh->max_series = max_series;
-
-    /*
-     * about two series per chain when the zone is full; from the size, not
-     * max_series, which a reload may raise on the same table
-     */
-
-    for (n = 16; n < size / NGX_HTTP_GW_METRICS_SERIES_SIZE / 2; n <<= 1) {
-        /* void */
-    }
-
-    sh->table = ngx_slab_calloc(shpool,
-                                n * sizeof(ngx_http_gw_metrics_series_t *));
-    if (sh->table == NULL) {
-        return NULL;
-    }
-
-    sh->mask = n - 1;
-
-    /* the overflow series exist from the start: they never need memory */
-
-    key.status = 0;
-    key.label = ngx_http_gw_metrics_overflow;
-
-    for (f = 0; f < NGX_HTTP_GW_METRICS_NFAMILIES; f++) {
-        key.family = f;
-        key.method = NGX_HTTP_GW_METRICS_METHOD_NONE;
-
-        s = ngx_http_gw_metrics_alloc_series(sh, shpool, &key, 0);
-        if (s == NULL) {
-            return NULL;
-        }
-
-        s->flags = NGX_HTTP_GW_METRICS_OVERFLOW;
-        sh->families[f].overflow = s;
-    }
-
-    return sh;
-}
-
-
-static ngx_http_gw_metrics_series_t *
-ngx_http_gw_metrics_alloc_series(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_slab_pool_t *shpool, ngx_http_gw_metrics_key_t *key, uint32_t hash)
-{
-    size_t                         size;
-    ngx_uint_t                     n;
-    ngx_http_gw_metrics_series_t  *s;
-
-    if (ngx_http_gw_metrics_families[key->family].type
-        == NGX_HTTP_GW_METRICS_HISTOGRAM)
-    {
-        n = 1 + sh->nbuckets + 1;
-
-    } else {
-        n = 1;
-    }
-
-    size = offsetof(ngx_http_gw_metrics_series_t, value)
-           + n * sizeof(ngx_atomic_t) + key->label.len;
-
-    s = ngx_slab_alloc_locked(shpool, size);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    ngx_memzero(s, size);
-
-    s->label = (u_char *) &s->value[n];
-    s->hash = hash;
-    s->status = (uint16_t) key->status;
-    s->family = (u_char) key->family;
-    s->method = (u_char) key->method;
-    s->len = (u_char) key->label.len;
-
-    ngx_memcpy(s->label, key->label.data, key->label.len);
-
-    return s;
-}
-
-
-static ngx_http_gw_metrics_series_t *
-ngx_http_gw_metrics_get(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_slab_pool_t *shpool, ngx_http_gw_metrics_key_t *key, ngx_log_t *log)
-{
-    uint32_t                       hash;
-    ngx_uint_t                     i;
-    ngx_http_gw_metrics_list_t    *list;
-    ngx_http_gw_metrics_series_t  *s, *head;
-
-    hash = ngx_http_gw_metrics_hash(sh, key);
-    i = hash & sh->mask;
-
-    head = ((ngx_http_gw_metrics_series_t * volatile *) sh->table)[i];
-
-    for (s = head; s; s = s->next) {
-        if (s->hash == hash
-            && s->family == key->family
-            && s->method == key->method
-            && s->status == key->status
-            && s->len == key->label.len
-            && ngx_memcmp(s->label, key->label.data, key->label.len) == 0)
-        {
-            return s;
-        }
-    }
-
-    list = &sh->families[key->family];
-
-    /* a full zone costs no lock: checked again under it below */
-
-    if (*(volatile ngx_atomic_t *) &sh->nseries
-        >= *(volatile ngx_atomic_t *) &sh->max_series)
-    {
-        goto overflow;
-    }
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    /* another worker may have created it since the lookup */
-
-    for (s = sh->table[i]; s != head; s = s->next) {
-        if (s->hash == hash
-            && s->family == key->family
-            && s->method == key->method
-            && s->status == key->status
-            && s->len == key->label.len
-            && ngx_memcmp(s->label, key->label.data, key->label.len) == 0)
-        {
-            ngx_shmtx_unlock(&shpool->mutex);
-            return s;
-        }
-    }
-
-    if (sh->nseries >= sh->max_series) {
-        ngx_shmtx_unlock(&shpool->mutex);
-        goto overflow;
-    }
-
-    s = ngx_http_gw_metrics_alloc_series(sh, shpool, key, hash);
-
-    if (s == NULL) {
-        /* the memory ran out before the cap: make this the cap */
-
-        sh->max_series = sh->nseries;
-
-        if (!sh->full_logged) {
-            sh->full_logged = 1;
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "gw_metrics ran out of memory at %uA series, "
-                          "new series are counted as __overflow__%s",
-                          sh->nseries, shpool->log_ctx);
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
-        goto overflow;
-    }
-
-    s->next = sh->table[i];
-
-    /* the series is complete before any other process can reach it */
-
-    ngx_memory_barrier();
-
-    sh->table[i] = s;
-
-    if (list->tail) {
-        list->tail->link = s;
-
-    } else {
-        list->head = s;
-    }
-
-    list->tail = s;
-
-    sh->nseries++;
-
-    if (sh->nseries == sh->max_series && !sh->full_logged) {
-        sh->full_logged = 1;
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "gw_metrics reached its limit of %uA series, "
-                      "new series are counted as __overflow__%s",
-                      sh->max_series, shpool->log_ctx);
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return s;
-
-overflow:
-
-    (void) ngx_atomic_fetch_add(&sh->dropped, 1);
-
-    return list->overflow;
-}
-
-
-/* FNV-1a with a per-zone random basis */
-
-static uint32_t
-ngx_http_gw_metrics_hash(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_key_t *key)
-{
-    u_char    *p, *last;
-    uint32_t   h;
-
-    h = 2166136261u ^ sh->seed;
-
-    h = (h ^ (uint32_t) key->family) * 16777619u;
-    h = (h ^ (uint32_t) key->method) * 16777619u;
-    h = (h ^ (uint32_t) key->status) * 16777619u;
-    h = (h ^ (uint32_t) (key->status >> 8)) * 16777619u;
-
-    last = key->label.data + key->label.len;
-
-    for (p = key->label.data; p < last; p++) {
-        h = (h ^ *p) * 16777619u;
-    }
-
-    return h;
-}
-
-
-static void
-ngx_http_gw_metrics_observe(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_series_t *s, uint64_t us)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < sh->nbuckets; i++) {
-        if (us <= sh->bounds[i]) {
-            break;
-        }
-    }
-
-    (void) ngx_atomic_fetch_add(&s->value[1 + i], 1);
-    (void) ngx_atomic_fetch_add(&s->value[0], (ngx_atomic_int_t) us);
-}
-
-
-/*
- * Label values must be UTF-8 (both formats): every byte that does not
- * start a valid sequence (overlong forms and surrogates included) becomes
- * U+FFFD, and the value is cut at "size" bytes on a character boundary.
- * Bytes from clients and other modules are never trusted to be either.
- */
-
-static size_t
-ngx_http_gw_metrics_sanitize(u_char *dst, size_t size, u_char *src,
-    size_t len)
-{
-    u_char    *d, *end, *last;
-    uint32_t   u, min;
-    ngx_uint_t  i, n;
-
-    d = dst;
-    end = dst + size;
-    last = src + len;
-
-    while (src < last) {
-
-        if (*src < 0x80) {
-            if (d == end) {
-                break;
-            }
-
-            *d++ = *src++;
-            continue;
-        }
-
-        if ((*src & 0xe0) == 0xc0) {
-            n = 2;
-            u = *src & 0x1f;
-            min = 0x80;
-
-        } else if ((*src & 0xf0) == 0xe0) {
-            n = 3;
-            u = *src & 0x0f;
-            min = 0x800;
-
-        } else if ((*src & 0xf8) == 0xf0) {
-            n = 4;
-            u = *src & 0x07;
-            min = 0x10000;
-
-        } else {
-            n = 0;
-            u = 0;
-            min = 1;
-        }
-
-        if (n && (size_t) (last - src) >= n) {
-
-            for (i = 1; i < n; i++) {
-                if ((src[i] & 0xc0) != 0x80) {
-                    break;
-                }
-
-                u = (u << 6) | (src[i] & 0x3f);
-            }
-
-            if (i == n && u >= min && u <= 0x10ffff
-                && (u < 0xd800 || u > 0xdfff))
-            {
-                if ((size_t) (end - d) < n) {
-                    break;
-                }
-
-                d = ngx_cpymem(d, src, n);
-                src += n;
-                continue;
-            }
-        }
-
-        if (end - d < 3) {
-            break;
-        }
-
-        *d++ = 0xef; *d++ = 0xbf; *d++ = 0xbd;
-        src++;
-    }
-
-    return d - dst;
-}
-
-
-static u_char *
-ngx_http_gw_metrics_escape(u_char *dst, u_char *src, size_t len)
-{
-    u_char  *last;
-
-    for (last = src + len; src < last; src++) {
-
-        switch (*src) {
-
-        case '\\':
-            *dst++ = '\\'; *dst++ = '\\';
-            break;
-
-        case '"':
-            *dst++ = '\\'; *dst++ = '"';
-            break;
-
-        case '\n':
-            *dst++ = '\\'; *dst++ = 'n';
-            break;
-
-        default:
-            *dst++ = *src;
-        }
-    }
-
-    return dst;
-}
-
-
-/*
- * One Accept header value: the best q (0..1000) given to OpenMetrics 1.0
- * (version absent, 1.0.0 or 0.0.1) goes to "om", the best one given to the
- * text format (text/plain without a version or 0.0.4, and the text and
- * catch-all wildcards) to "text"; both stay -1 when not mentioned.
- * Returns the number of media ranges seen.
- */
-
-static ngx_uint_t
-ngx_http_gw_metrics_negotiate(u_char *p, u_char *last, ngx_int_t *om,
-    ngx_int_t *text)
-{
-    u_char      *type, *vp, *name;
-    size_t       tlen, nlen, vlen;
-    ngx_int_t    q, n;
-    ngx_uint_t   ranges, kind, version;
-
-    ranges = 0;
-
-    while (p < last) {
-
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        if (p == last) {
-            break;
-        }
-
-        type = p;
-
-        while (p < last && *p != ';' && *p != ',' && *p != ' '
-               && *p != '\t')
-        {
-            p++;
-        }
-
-        tlen = p - type;
-        ranges++;
-
-        if (tlen == sizeof("application/openmetrics-text") - 1
-            && ngx_strncasecmp(type, (u_char *) "application/openmetrics-text",
-                               tlen) == 0)
-        {
-            kind = 1;
-
-        } else if ((tlen == sizeof("text/plain") - 1
-                    && ngx_strncasecmp(type, (u_char *) "text/plain", tlen)
-                       == 0)
-                   || (tlen == 6
-                       && ngx_strncasecmp(type, (u_char *) "text/*", 6) == 0)
-                   || (tlen == 3 && ngx_strncmp(type, "*/*", 3) == 0))
-        {
-            kind = 2;
-
-        } else {
-            kind = 0;
-        }
-
-        q = 1000;
-        version = 1;
-
-        /* parameters: ; name=value, value a token or a quoted string */
-
-        for ( ;; ) {
-
-            while (p < last && (*p == ' ' || *p == '\t')) {
-                p++;
-            }
-
-            if (p == last || *p != ';') {
-                break;
-            }
-
-            p++;
-
-            while (p < last && (*p == ' ' || *p == '\t')) {
-                p++;
-            }
-
-            name = p;
-
-            while (p < last && *p != '=' && *p != ';' && *p != ','
-                   && *p != ' ' && *p != '\t')
-            {
-                p++;
-            }
-
-            nlen = p - name;
-
-            while (p < last && (*p == ' ' || *p == '\t')) {
-                p++;
-            }
-
-            vp = p;
-            vlen = 0;
-
-            if (p < last && *p == '=') {
-                p++;
-
-                while (p < last && (*p == ' ' || *p == '\t')) {
-                    p++;
-                }
-
-                if (p < last && *p == '"') {
-                    vp = ++p;
-
-                    while (p < last && *p != '"') {
-                        if (*p == '\\' && last - p > 1) {
-                            p++;
-                        }
-
-                        p++;
-                    }
-
-                    vlen = p - vp;
-
-                    if (p < last) {
-                        p++;
-                    }
-
-                } else {
-                    vp = p;
-
-                    while (p < last && *p != ';' && *p != ','
-                           && *p != ' ' && *p != '\t')
-                    {
-                        p++;
-                    }
-
-                    vlen = p - vp;
-                }
-            }
-
-            if (nlen == 1 && (*name | 0x20) == 'q') {
-                n = ngx_http_gw_metrics_parse_q(vp, vp + vlen);
-                q = (n == NGX_ERROR) ? 0 : n;
-
-            } else if (nlen == 7
-                       && ngx_strncasecmp(name, (u_char *) "version", 7) == 0)
-            {
-                if (kind == 1) {
-                    version = (vlen == 5
-                               && (ngx_strncmp(vp, "1.0.0", 5) == 0
-                                   || ngx_strncmp(vp, "0.0.1", 5) == 0));
-
-                } else if (kind == 2) {
-                    version = (vlen == 5 && ngx_strncmp(vp, "0.0.4", 5) == 0);
-                }
-            }
-        }
-
-        /* anything else up to the next range is not ours to judge */
-
-        while (p < last && *p != ',') {
-            p++;
-        }
-
-        if (!version) {
-            continue;
-        }
-
-        if (kind == 1 && q > *om) {
-            *om = q;
-
-        } else if (kind == 2 && q > *text) {
-            *text = q;
-        }
-    }
-
-    return ranges;
-}
-
-
-/* RFC 9110 qvalue: "0" ["." 0*3DIGIT] / "1" ["." 0*3("0")] */
+/* a response header whose name and value are static strings */
 
 static ngx_int_t
-ngx_http_gw_metrics_parse_q(u_char *p, u_char *last)
+ngx_http_gw_metrics_header(ngx_http_request_t *r, char *name, char *value)
 {
-    ngx_int_t   q;
-    ngx_uint_t  digits;
+    ngx_table_elt_t  *h;
 
-    if (p == last || (*p != '0' && *p != '1')) {
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
-    q = (*p++ - '0') * 1000;
-
-    if (p == last) {
-        return q;
-    }
-
-    if (*p++ != '.') {
-        return NGX_ERROR;
-    }
-
-    for (digits = 100; p < last && digits; p++, digits /= 10) {
-        if (*p < '0' || *p > '9') {
-            return NGX_ERROR;
-        }
-
-        q += (*p - '0') * digits;
-    }
-
-    if (p != last || q > 1000) {
-        return NGX_ERROR;
-    }
-
-    return q;
-}
-
-
-/*
- * The exposition, built in one buffer.  A first pass takes a snapshot of
- * the series (they may keep being created meanwhile) and sizes the buffer
- * from their labels, with every number at its widest; the second writes.
- */
-
-static ngx_int_t
-ngx_http_gw_metrics_render(ngx_pool_t *pool, ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_stats_t *st, ngx_uint_t format, ngx_str_t *out)
-{
-    u_char                         *p, *start;
-    size_t                          size, line, fixed, lines;
-    uint64_t                        values[NGX_HTTP_GW_METRICS_NSCALARS];
-    ngx_str_t                       le[NGX_HTTP_GW_METRICS_BUCKETS_MAX + 1];
-    ngx_uint_t                      f, i, n, nseries;
-    ngx_uint_t                      first[NGX_HTTP_GW_METRICS_NFAMILIES + 1];
-    ngx_http_gw_metrics_family_t   *fam;
-    ngx_http_gw_metrics_series_t   *s, **snap;
-    u_char                          lebuf[(NGX_HTTP_GW_METRICS_BUCKETS_MAX
-                                          + 1) * NGX_HTTP_GW_METRICS_LE_LEN];
-    u_char                          labels[NGX_HTTP_GW_METRICS_LABELS_LEN];
-
-    /* "le" values, canonical for the format */
-
-    p = lebuf;
-
-    for (i = 0; i < sh->nbuckets; i++) {
-        le[i].data = p;
-        p = ngx_http_gw_metrics_write_le(p, sh->bounds[i], format);
-        le[i].len = p - le[i].data;
-    }
-
-    ngx_str_set(&le[i], "+Inf");
-
-    /* the snapshot: the overflow series close their family when used */
-
-    nseries = *(volatile ngx_atomic_t *) &sh->nseries
-              + NGX_HTTP_GW_METRICS_NFAMILIES;
-
-    snap = ngx_palloc(pool, nseries * sizeof(ngx_http_gw_metrics_series_t *));
-    if (snap == NULL) {
-        return NGX_ERROR;
-    }
-
-    n = 0;
-    size = sizeof("# EOF\n") - 1;
-
-    for (f = 0; f < NGX_HTTP_GW_METRICS_NFAMILIES; f++) {
-
-        first[f] = n;
-
-        if ((f == NGX_HTTP_GW_METRICS_AUTH && !st->auth)
-            || (f == NGX_HTTP_GW_METRICS_RATELIMIT && !st->ratelimit))
-        {
-            continue;
-        }
-
-        fam = &ngx_http_gw_metrics_families[f];
-
-        size += 3 * (sizeof("# HELP ") + fam->name.len + sizeof("_total"))
-                + fam->help.len + fam->unit.len + sizeof("histogram");
-
-        /* a line without its labels, the number at its widest */
-
-        line = fam->name.len + sizeof("_bucket{,le=\"\"} ") - 1
-               + NGX_HTTP_GW_METRICS_NUMBER_LEN + 1;
-
-        if (fam->type == NGX_HTTP_GW_METRICS_HISTOGRAM) {
-            lines = sh->nbuckets + 3;
-            fixed = lines * line;
-
-            for (i = 0; i <= sh->nbuckets; i++) {
-                fixed += le[i].len;
-            }
-
-        } else {
-            lines = 1;
-            fixed = line;
-        }
-
-        s = *(ngx_http_gw_metrics_series_t * volatile *)
-                &sh->families[f].head;
-
-        for ( /* void */ ; s; s = s->link) {
-
-            /* keep a slot for each overflow series still to come */
-
-            if (n + NGX_HTTP_GW_METRICS_NFAMILIES - f >= nseries) {
-                /* created after the snapshot began: next scrape */
-                break;
-            }
-
-            snap[n++] = s;
-        }
-
-        s = sh->families[f].overflow;
-
-        if (ngx_http_gw_metrics_used(sh, fam, s)) {
-            snap[n++] = s;
-        }
-
-        for (i = first[f]; i < n; i++) {
-            p = ngx_http_gw_metrics_write_labels(labels, snap[i]);
-            size += fixed + lines * (p - labels);
-        }
-    }
-
-    first[f] = n;
-
-    /* the process-wide families */
-
-    ngx_memzero(values, sizeof(values));
-
-    values[NGX_HTTP_GW_METRICS_CONN_ACTIVE] = st->active;
-    values[NGX_HTTP_GW_METRICS_CONN_READING] = st->reading;
-    values[NGX_HTTP_GW_METRICS_CONN_WRITING] = st->writing;
-    values[NGX_HTTP_GW_METRICS_CONN_WAITING] = st->waiting;
-    values[NGX_HTTP_GW_METRICS_CONN_ACCEPTED] = st->accepted;
-    values[NGX_HTTP_GW_METRICS_CONN_HANDLED] = st->handled;
-    values[NGX_HTTP_GW_METRICS_SERIES] = sh->nseries;
-    values[NGX_HTTP_GW_METRICS_SERIES_MAX] = sh->max_series;
-    values[NGX_HTTP_GW_METRICS_DROPPED] = sh->dropped;
-    values[NGX_HTTP_GW_METRICS_START_TIME] = (uint64_t) sh->start_time;
-    values[NGX_HTTP_GW_METRICS_BUILD] = 1;
-
-    for (i = 0; i < NGX_HTTP_GW_METRICS_NSCALARS; i++) {
-        fam = &ngx_http_gw_metrics_scalars[i];
-
-        size += 4 * (sizeof("# HELP ") + fam->name.len + sizeof("_total"))
-                + fam->help.len + fam->unit.len + sizeof("histogram")
-                + NGX_HTTP_GW_METRICS_NUMBER_LEN + 2;
-    }
-
-    size += ngx_http_gw_metrics_build_labels.len + 2;
-
-    start = ngx_pnalloc(pool, size);
-    if (start == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = start;
-
-    for (f = 0; f < NGX_HTTP_GW_METRICS_NFAMILIES; f++) {
-
-        if ((f == NGX_HTTP_GW_METRICS_AUTH && !st->auth)
-            || (f == NGX_HTTP_GW_METRICS_RATELIMIT && !st->ratelimit))
-        {
-            continue;
-        }
-
-        fam = &ngx_http_gw_metrics_families[f];
-
-        p = ngx_http_gw_metrics_write_meta(p, fam, format);
-
-        for (i = first[f]; i < first[f + 1]; i++) {
-            p = ngx_http_gw_metrics_write_series(p, sh, fam, snap[i], le);
-        }
-    }
-
-    for (i = 0; i < NGX_HTTP_GW_METRICS_NSCALARS; i++) {
-
-        if (i <= NGX_HTTP_GW_METRICS_CONN_HANDLED && !st->connections) {
-            continue;
-        }
-
-        p = ngx_http_gw_metrics_write_scalar(p,
-                                             &ngx_http_gw_metrics_scalars[i],
-                                             format, values[i]);
-    }
-
-    if (format == NGX_HTTP_GW_METRICS_OPENMETRICS) {
-        p = ngx_cpymem(p, "# EOF\n", sizeof("# EOF\n") - 1);
-    }
-
-    if ((size_t) (p - start) > size) {
-        /* cannot happen: the sizes above are upper bounds */
-        return NGX_ERROR;
-    }
-
-    out->data = start;
-    out->len = p - start;
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
 
     return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_gw_metrics_used(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_family_t *f, ngx_http_gw_metrics_series_t *s)
-{
-    ngx_uint_t  i, n;
-
-    n = (f->type == NGX_HTTP_GW_METRICS_HISTOGRAM) ? sh->nbuckets + 2 : 1;
-
-    for (i = 0; i < n; i++) {
-        if (((volatile ngx_atomic_t *) s->value)[i]) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-static u_char *
-ngx_http_gw_metrics_write_meta(u_char *p, ngx_http_gw_metrics_family_t *f,
-    ngx_uint_t format)
-{
-    ngx_str_t  suffix, type;
-
-    static ngx_str_t  types[] = {
-        ngx_string("counter"),
-        ngx_string("gauge"),
-        ngx_string("histogram"),
-        ngx_string("info")
-    };
-
-    type = types[f->type];
-
-    if (format == NGX_HTTP_GW_METRICS_OPENMETRICS) {
-
-        /* the family name carries no _total or _info suffix */
-
-        p = ngx_cpymem(p, "# TYPE ", sizeof("# TYPE ") - 1);
-        p = ngx_cpymem(p, f->name.data, f->name.len);
-        *p++ = ' ';
-        p = ngx_cpymem(p, type.data, type.len);
-        *p++ = '\n';
-
-        if (f->unit.len) {
-            p = ngx_cpymem(p, "# UNIT ", sizeof("# UNIT ") - 1);
-            p = ngx_cpymem(p, f->name.data, f->name.len);
-            *p++ = ' ';
-            p = ngx_cpymem(p, f->unit.data, f->unit.len);
-            *p++ = '\n';
-        }
-
-        p = ngx_cpymem(p, "# HELP ", sizeof("# HELP ") - 1);
-        p = ngx_cpymem(p, f->name.data, f->name.len);
-        *p++ = ' ';
-        p = ngx_cpymem(p, f->help.data, f->help.len);
-        *p++ = '\n';
-
-        return p;
-    }
-
-    /* text 0.0.4 names the family after its samples; "info" is a gauge */
-
-    if (f->type == NGX_HTTP_GW_METRICS_COUNTER) {
-        ngx_str_set(&suffix, "_total");
-
-    } else if (f->type == NGX_HTTP_GW_METRICS_INFO) {
-        ngx_str_set(&suffix, "_info");
-        type = types[NGX_HTTP_GW_METRICS_GAUGE];
-
-    } else {
-        ngx_str_set(&suffix, "");
-    }
-
-    p = ngx_cpymem(p, "# HELP ", sizeof("# HELP ") - 1);
-    p = ngx_cpymem(p, f->name.data, f->name.len);
-    p = ngx_cpymem(p, suffix.data, suffix.len);
-    *p++ = ' ';
-    p = ngx_cpymem(p, f->help.data, f->help.len);
-    *p++ = '\n';
-
-    p = ngx_cpymem(p, "# TYPE ", sizeof("# TYPE ") - 1);
-    p = ngx_cpymem(p, f->name.data, f->name.len);
-    p = ngx_cpymem(p, suffix.data, suffix.len);
-    *p++ = ' ';
-    p = ngx_cpymem(p, type.data, type.len);
-    *p++ = '\n';
-
-    return p;
-}
-
-
-/* the labels of a series, without braces: method="GET",path="/api" */
-
-static u_char *
-ngx_http_gw_metrics_write_labels(u_char *p, ngx_http_gw_metrics_series_t *s)
-{
-    ngx_str_t  *method;
-
-    if (s->flags & NGX_HTTP_GW_METRICS_OVERFLOW) {
-        method = &ngx_http_gw_metrics_overflow;
-
-    } else if (s->method < sizeof(ngx_http_gw_metrics_methods)
-                           / sizeof(ngx_str_t))
-    {
-        method = &ngx_http_gw_metrics_methods[s->method];
-
-    } else {
-        method = &ngx_http_gw_metrics_methods[0];
-    }
-
-    switch (s->family) {
-
-    case NGX_HTTP_GW_METRICS_REQUESTS:
-    case NGX_HTTP_GW_METRICS_DURATION:
-        p = ngx_cpymem(p, "method=\"", sizeof("method=\"") - 1);
-        p = ngx_cpymem(p, method->data, method->len);
-        p = ngx_cpymem(p, "\",path=\"", sizeof("\",path=\"") - 1);
-        p = ngx_http_gw_metrics_escape(p, s->label, s->len);
-        *p++ = '"';
-
-        if (s->family == NGX_HTTP_GW_METRICS_DURATION) {
-            break;
-        }
-
-        p = ngx_cpymem(p, ",status=\"", sizeof(",status=\"") - 1);
-
-        if (s->flags & NGX_HTTP_GW_METRICS_OVERFLOW) {
-            p = ngx_cpymem(p, ngx_http_gw_metrics_overflow.data,
-                           ngx_http_gw_metrics_overflow.len);
-
-        } else {
-            *p++ = (u_char) ('0' + s->status / 100);
-            *p++ = (u_char) ('0' + s->status / 10 % 10);
-            *p++ = (u_char) ('0' + s->status % 10);
-        }
-
-        *p++ = '"';
-        break;
-
-    case NGX_HTTP_GW_METRICS_UPSTREAM:
-        p = ngx_cpymem(p, "path=\"", sizeof("path=\"") - 1);
-        p = ngx_http_gw_metrics_escape(p, s->label, s->len);
-        *p++ = '"';
-        break;
-
-    default: /* auth, ratelimit */
-        p = ngx_cpymem(p, "result=\"", sizeof("result=\"") - 1);
-        p = ngx_http_gw_metrics_escape(p, s->label, s->len);
-        *p++ = '"';
-    }
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_gw_metrics_write_series(u_char *p, ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_family_t *f, ngx_http_gw_metrics_series_t *s,
-    ngx_str_t *le)
-{
-    size_t             len;
-    uint64_t           sum, count;
-    ngx_uint_t         i;
-    volatile ngx_atomic_t  *value;
-    u_char             labels[NGX_HTTP_GW_METRICS_LABELS_LEN];
-
-    len = ngx_http_gw_metrics_write_labels(labels, s) - labels;
-    value = s->value;
-
-    if (f->type != NGX_HTTP_GW_METRICS_HISTOGRAM) {
-        p = ngx_cpymem(p, f->name.data, f->name.len);
-        p = ngx_cpymem(p, "_total{", sizeof("_total{") - 1);
-        p = ngx_cpymem(p, labels, len);
-        *p++ = '}'; *p++ = ' ';
-        p = ngx_http_gw_metrics_write_uint(p, value[0]);
-        *p++ = '\n';
-
-        return p;
-    }
-
-    /* the +Inf bucket is the running total, _count repeats it */
-
-    count = 0;
-
-    for (i = 0; i <= sh->nbuckets; i++) {
-        count += value[1 + i];
-
-        p = ngx_cpymem(p, f->name.data, f->name.len);
-        p = ngx_cpymem(p, "_bucket{", sizeof("_bucket{") - 1);
-        p = ngx_cpymem(p, labels, len);
-        p = ngx_cpymem(p, ",le=\"", sizeof(",le=\"") - 1);
-        p = ngx_cpymem(p, le[i].data, le[i].len);
-        *p++ = '"'; *p++ = '}'; *p++ = ' ';
-        p = ngx_http_gw_metrics_write_uint(p, count);
-        *p++ = '\n';
-    }
-
-    sum = value[0];
-
-    p = ngx_cpymem(p, f->name.data, f->name.len);
-    p = ngx_cpymem(p, "_sum{", sizeof("_sum{") - 1);
-    p = ngx_cpymem(p, labels, len);
-    *p++ = '}'; *p++ = ' ';
-    p = ngx_http_gw_metrics_write_seconds(p, sum);
-    *p++ = '\n';
-
-    p = ngx_cpymem(p, f->name.data, f->name.len);
-    p = ngx_cpymem(p, "_count{", sizeof("_count{") - 1);
-    p = ngx_cpymem(p, labels, len);
-    *p++ = '}'; *p++ = ' ';
-    p = ngx_http_gw_metrics_write_uint(p, count);
-    *p++ = '\n';
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_gw_metrics_write_scalar(u_char *p, ngx_http_gw_metrics_family_t *f,
-    ngx_uint_t format, uint64_t value)
-{
-    p = ngx_http_gw_metrics_write_meta(p, f, format);
-    p = ngx_cpymem(p, f->name.data, f->name.len);
-
-    if (f->type == NGX_HTTP_GW_METRICS_COUNTER) {
-        p = ngx_cpymem(p, "_total", sizeof("_total") - 1);
-
-    } else if (f->type == NGX_HTTP_GW_METRICS_INFO) {
-        p = ngx_cpymem(p, "_info{", sizeof("_info{") - 1);
-        p = ngx_cpymem(p, ngx_http_gw_metrics_build_labels.data,
-                       ngx_http_gw_metrics_build_labels.len);
-        *p++ = '}';
-    }
-
-    *p++ = ' ';
-    p = ngx_http_gw_metrics_write_uint(p, value);
-    *p++ = '\n';
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_gw_metrics_write_uint(u_char *p, uint64_t n)
-{
-    u_char  *d, tmp[NGX_INT64_LEN];
-
-    d = tmp + sizeof(tmp);
-
-    do {
-        *--d = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
-    return ngx_cpymem(p, d, tmp + sizeof(tmp) - d);
-}
-
-
-/* microseconds as seconds, shortest decimal form: 1.5, 0.000123, 12 */
-
-static u_char *
-ngx_http_gw_metrics_write_seconds(u_char *p, uint64_t us)
-{
-    ngx_uint_t  i, frac;
-    u_char      digits[6];
-
-    p = ngx_http_gw_metrics_write_uint(p, us / 1000000);
-
-    frac = us % 1000000;
-
-    if (frac == 0) {
-        return p;
-    }
-
-    for (i = 6; i; i--) {
-        digits[i - 1] = (u_char) ('0' + frac % 10);
-        frac /= 10;
-    }
-
-    for (i = 6; digits[i - 1] == '0'; i--) { /* void */ }
-
-    *p++ = '.';
-
-    return ngx_cpymem(p, digits, i);
-}
-
-
-/*
- * A bucket bound as Go's %g prints it (what Prometheus clients expose in
- * the text format); OpenMetrics wants the same with ".0" appended to
- * integers: 0.005, 1 (1.0), 2.5, 100000 (100000.0), 1e-05, 1e+06.
- */
-
-static u_char *
-ngx_http_gw_metrics_write_le(u_char *p, uint64_t us, ngx_uint_t format)
-{
-    u_char     *d, tmp[NGX_INT64_LEN];
-    size_t      nd;
-    ngx_int_t   k, exp, dp;
-
-    if (us == 0) {
-        return (format == NGX_HTTP_GW_METRICS_OPENMETRICS)
-               ? ngx_cpymem(p, "0.0", 3) : ngx_cpymem(p, "0", 1);
-    }
-
-    /* the significant digits and a power of ten: us = digits * 10^k */
-
-    for (k = 0; us % 10 == 0; k++) {
-        us /= 10;
-    }
-
-    d = tmp + sizeof(tmp);
-
-    do {
-        *--d = (u_char) ('0' + us % 10);
-        us /= 10;
-    } while (us);
-
-    nd = tmp + sizeof(tmp) - d;
-    dp = (ngx_int_t) nd + k - 6;           /* digits before the point */
-    exp = dp - 1;
-
-    if (exp < -4 || exp >= 6) {
-        *p++ = d[0];
-
-        if (nd > 1) {
-            *p++ = '.';
-            p = ngx_cpymem(p, d + 1, nd - 1);
-        }
-
-        *p++ = 'e';
-        *p++ = (exp < 0) ? '-' : '+';
-
-        if (exp < 0) {
-            exp = -exp;
-        }
-
-        if (exp < 10) {
-            *p++ = '0';
-        }
-
-        return ngx_http_gw_metrics_write_uint(p, (uint64_t) exp);
-    }
-
-    if (dp <= 0) {
-        *p++ = '0';
-        *p++ = '.';
-
-        for ( /* void */ ; dp < 0; dp++) {
-            *p++ = '0';
-        }
-
-        return ngx_cpymem(p, d, nd);
-    }
-
-    if ((size_t) dp >= nd) {
-        p = ngx_cpymem(p, d, nd);
-
-        for ( /* void */ ; (size_t) dp > nd; dp--) {
-            *p++ = '0';
-        }
-
-        if (format == NGX_HTTP_GW_METRICS_OPENMETRICS) {
-            p = ngx_cpymem(p, ".0", 2);
-        }
-
-        return p;
-    }
-
-    p = ngx_cpymem(p, d, dp);
-    *p++ = '.';
-
-    return ngx_cpymem(p, d + dp, nd - dp);
 }
 
 
@@ -1940,9 +581,10 @@ ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         sh = shpool->data;
 
-        if (ngx_http_gw_metrics_compatible(sh, gmcf) != NGX_OK) {
+        if (ngx_http_gw_metrics_compatible(sh, gmcf->nbuckets,
+                                           gmcf->bounds) != NGX_OK) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "gw_metrics zone \"%V\" cannot be reused: "
+                          "gw_metrics: zone \"%V\" cannot be reused: "
                           "its layout differs", &shm_zone->shm.name);
             return NGX_ERROR;
         }
@@ -1964,7 +606,7 @@ ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                                        gmcf->max_series, shm_zone->shm.size);
     if (sh == NULL) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "gw_metrics zone \"%V\" is too small",
+                      "gw_metrics: zone \"%V\" is too small",
                       &shm_zone->shm.name);
         return NGX_ERROR;
     }
@@ -1987,23 +629,6 @@ ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* running out is expected under attack: overflow counts it, quietly */
 
     shpool->log_nomem = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_gw_metrics_compatible(ngx_http_gw_metrics_shctx_t *sh,
-    ngx_http_gw_metrics_main_conf_t *gmcf)
-{
-    if (sh == NULL
-        || sh->magic != NGX_HTTP_GW_METRICS_MAGIC
-        || sh->nbuckets != gmcf->nbuckets
-        || ngx_memcmp(sh->bounds, gmcf->bounds,
-                      gmcf->nbuckets * sizeof(uint64_t)) != 0)
-    {
-        return NGX_DECLINED;
-    }
 
     return NGX_OK;
 }
@@ -2065,7 +690,7 @@ ngx_http_gw_metrics_choose_tag(ngx_conf_t *cf,
 
     if (oz[i].shm.size != zone->shm.size) {
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "gw_metrics zone \"%V\" changed size from %uz to %uz, "
+                      "gw_metrics: zone \"%V\" changed size from %uz to %uz, "
                       "its series start from zero",
                       &zone->shm.name, oz[i].shm.size, zone->shm.size);
         return;
@@ -2074,7 +699,8 @@ ngx_http_gw_metrics_choose_tag(ngx_conf_t *cf,
     shpool = (ngx_slab_pool_t *) oz[i].shm.addr;
 
     if (shpool == NULL
-        || ngx_http_gw_metrics_compatible(shpool->data, gmcf) == NGX_OK)
+        || ngx_http_gw_metrics_compatible(shpool->data, gmcf->nbuckets,
+                                          gmcf->bounds) == NGX_OK)
     {
         return;
     }
@@ -2083,7 +709,7 @@ ngx_http_gw_metrics_choose_tag(ngx_conf_t *cf,
                 ? &ngx_http_gw_metrics_tags[1] : &ngx_http_gw_metrics_tags[0];
 
     ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                  "gw_metrics zone \"%V\" has other histogram buckets "
+                  "gw_metrics: zone \"%V\" has other histogram buckets "
                   "than \"gw_metrics_buckets\", its series start from zero",
                   &zone->shm.name);
 }
@@ -2239,14 +865,9 @@ ngx_http_gw_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (cf->args->nelts == 4) {
 
-        if (ngx_strncmp(value[3].data, "max_series=", 11) != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[3]);
-            return NGX_CONF_ERROR;
+        if (!ngx_http_gw_conf_param(&value[3], "max_series=", &s)) {
+            return ngx_http_gw_conf_invalid_param(cf, &value[3]);
         }
-
-        s.data = value[3].data + 11;
-        s.len = value[3].len - 11;
 
         n = ngx_atoi(s.data, s.len);
 

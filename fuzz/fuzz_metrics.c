@@ -2,14 +2,23 @@
 /*
  * Copyright (C) nginx-gw authors
  *
- * libFuzzer harness for ngx_http_gw_metrics_module: the label sanitizer,
+ * libFuzzer harness for ngx_http_gw_metrics_core.c: the label sanitizer,
  * the Accept header negotiation, and the whole path from hostile label
  * bytes through a zone to both expositions, whose output is then checked
- * by an independent reader.  The first input byte picks the target.
+ * by an independent reader, with creators "killed" between the steps that
+ * make a series visible (the zone must then still be whole).  The first
+ * input byte picks the target.
+ * Linked with that unit and fuzz/ngx_shim.c only: a call into nginx's
+ * HTTP code fails the link.
  */
 
 
-#include "ngx_http_gw_metrics_module.c"
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <ctype.h>
+
+#include "ngx_http_gw_metrics_core.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -114,31 +123,77 @@ fuzz_sanitize(const u_char *data, size_t size)
 }
 
 
-static void
-fuzz_negotiate(const u_char *data, size_t size)
+static int
+fuzz_names(const u_char *data, size_t size, const char *name)
 {
-    size_t     i;
-    ngx_int_t  om, text;
+    size_t  i, n;
 
-    om = -1;
-    text = -1;
+    n = strlen(name);
 
-    (void) ngx_http_gw_metrics_negotiate((u_char *) data,
-                                         (u_char *) data + size, &om, &text);
-
-    if (om < -1 || om > 1000 || text < -1 || text > 1000) {
-        abort();
-    }
-
-    /* OpenMetrics only when asked for by name */
-
-    for (i = 0; i + 12 <= size; i++) {
-        if (strncasecmp((char *) data + i, "openmetrics-", 12) == 0) {
-            return;
+    for (i = 0; i + n <= size; i++) {
+        if (strncasecmp((char *) data + i, name, n) == 0) {
+            return 1;
         }
     }
 
-    if (om != -1) {
+    return 0;
+}
+
+
+static void
+fuzz_negotiate(const u_char *data, size_t size)
+{
+    ngx_uint_t                    format;
+    ngx_http_gw_metrics_accept_t  a;
+
+    a.om = -1;
+    a.text = -1;
+    a.html = -1;
+
+    (void) ngx_http_gw_metrics_negotiate((u_char *) data,
+                                         (u_char *) data + size, &a);
+
+    if (a.om < -1 || a.om > 1000 || a.text < -1 || a.text > 1000
+        || a.html < -1 || a.html > 1000)
+    {
+        abort();
+    }
+
+    /* OpenMetrics and the page only when asked for by name */
+
+    if (a.om != -1 && !fuzz_names(data, size, "openmetrics-")) {
+        abort();
+    }
+
+    if (a.html != -1 && !fuzz_names(data, size, "text/html")) {
+        abort();
+    }
+
+    format = ngx_http_gw_metrics_format(&a);
+
+    switch (format) {
+
+    case NGX_HTTP_GW_METRICS_HTML:
+        if (a.html <= 0 || a.html <= a.text || a.html <= a.om) {
+            abort();
+        }
+        break;
+
+    case NGX_HTTP_GW_METRICS_OPENMETRICS:
+        if (a.om <= 0 || a.om < a.text || a.html > a.om) {
+            abort();
+        }
+        break;
+
+    case NGX_HTTP_GW_METRICS_TEXT:
+        if ((a.om > 0 && a.om >= a.text)
+            || (a.html > 0 && a.html > a.text && a.html > a.om))
+        {
+            abort();
+        }
+        break;
+
+    default:
         abort();
     }
 }
@@ -287,6 +342,130 @@ fuzz_check_output(ngx_str_t *out, ngx_uint_t format)
 }
 
 
+/*
+ * The state a worker killed while creating "s" leaves behind, after one of
+ * the steps of ngx_http_gw_metrics_get(): 1 before counting it, 2 with the
+ * family list's last series pointing to it but not yet its tail, 3 before
+ * publishing it in the hash table, 4 before clearing "pending".  The next
+ * creation must finish it.
+ */
+
+static void
+fuzz_crash(ngx_http_gw_metrics_shctx_t *sh, ngx_http_gw_metrics_series_t *s,
+    ngx_uint_t crash)
+{
+    ngx_uint_t                     i;
+    ngx_http_gw_metrics_list_t    *list;
+    ngx_http_gw_metrics_series_t  *prev;
+
+    if (crash < 1 || crash > 4 || (s->flags & NGX_HTTP_GW_METRICS_OVERFLOW)) {
+        return;
+    }
+
+    list = &sh->families[s->family];
+
+    if (list->tail != s || sh->pending) {
+        abort();
+    }
+
+    sh->pending = s;
+    sh->pending_nseries = sh->nseries;
+
+    if (crash == 4) {
+        return;
+    }
+
+    /* s was pushed onto the front of its chain */
+
+    i = s->hash & sh->mask;
+
+    if (sh->table[i] != s) {
+        abort();
+    }
+
+    sh->table[i] = s->next;
+
+    if (crash == 3) {
+        return;
+    }
+
+    for (prev = list->head; prev && prev->link != s; prev = prev->link) {
+        /* void */
+    }
+
+    list->tail = prev;
+
+    if (crash == 2) {
+        return;
+    }
+
+    if (prev) {
+        prev->link = NULL;
+
+    } else {
+        list->head = NULL;
+    }
+
+    sh->nseries--;
+}
+
+
+/*
+ * No creation pending, every listed series once in its family list and
+ * reachable in its hash chain, no label set twice, the count right.
+ */
+
+static void
+fuzz_check_zone(ngx_http_gw_metrics_shctx_t *sh)
+{
+    ngx_uint_t                     f, n;
+    ngx_http_gw_metrics_series_t  *s, *t, *c;
+
+    if (sh->pending) {
+        abort();
+    }
+
+    n = 0;
+
+    for (f = 0; f < NGX_HTTP_GW_METRICS_NFAMILIES; f++) {
+
+        if ((sh->families[f].head == NULL) != (sh->families[f].tail == NULL))
+        {
+            abort();
+        }
+
+        for (s = sh->families[f].head; s; s = s->link) {
+            n++;
+
+            if (s->family != f || (s->link == NULL
+                                   && s != sh->families[f].tail))
+            {
+                abort();
+            }
+
+            for (c = sh->table[s->hash & sh->mask]; c != s; c = c->next) {
+                if (c == NULL) {
+                    abort();
+                }
+            }
+
+            for (t = s->link; t; t = t->link) {
+                if (t->method == s->method && t->status == s->status
+                    && t->len == s->len
+                    && memcmp(t->label, s->label, s->len) == 0)
+                {
+                    abort();
+                }
+            }
+        }
+    }
+
+    if (n != sh->nseries) {
+        abort();
+    }
+}
+
+
 static void
 fuzz_zone(const u_char *data, size_t size)
 {
@@ -302,6 +481,8 @@ fuzz_zone(const u_char *data, size_t size)
     ngx_http_gw_metrics_stats_t     st;
     ngx_http_gw_metrics_shctx_t    *sh;
     ngx_http_gw_metrics_series_t   *s;
+    ngx_uint_t                      crash;
+    ngx_atomic_t                    nseries;
     u_char                          label[NGX_HTTP_GW_METRICS_LABEL_MAX];
 
     if (size < 2) {
@@ -346,8 +527,8 @@ fuzz_zone(const u_char *data, size_t size)
 
     while (size >= 5) {
         key.family = data[0] % NGX_HTTP_GW_METRICS_NFAMILIES;
-        key.method = data[1] % (sizeof(ngx_http_gw_metrics_methods)
-                                / sizeof(ngx_str_t));
+        crash = data[0] / NGX_HTTP_GW_METRICS_NFAMILIES % 8;
+        key.method = data[1] % NGX_HTTP_GW_METRICS_NMETHODS;
         key.status = (data[2] << 8 | data[3]) % 1000;
         n = data[4];
 
@@ -364,10 +545,16 @@ fuzz_zone(const u_char *data, size_t size)
         data += n;
         size -= n;
 
+        nseries = sh->nseries;
+
         s = ngx_http_gw_metrics_get(sh, shpool, &key, &log);
 
         if (s == NULL || s->family != key.family) {
             abort();
+        }
+
+        if (sh->nseries != nseries) {
+            fuzz_crash(sh, s, crash);
         }
 
         f = ngx_http_gw_metrics_families[key.family].type;
@@ -386,6 +573,20 @@ fuzz_zone(const u_char *data, size_t size)
             size -= 3;
         }
     }
+
+    /*
+     * a key no record makes (their statuses are below 1000): a miss, so
+     * the lock and the recovery of anything still pending
+     */
+
+    key.family = NGX_HTTP_GW_METRICS_UPSTREAM;
+    key.method = NGX_HTTP_GW_METRICS_METHOD_NONE;
+    key.status = 1000;
+    ngx_str_set(&key.label, "recover");
+
+    (void) ngx_http_gw_metrics_get(sh, shpool, &key, &log);
+
+    fuzz_check_zone(sh);
 
     if (sh->nseries > sh->max_series) {
         abort();

@@ -178,7 +178,9 @@ max_series=100000 needs a zone of at least 25000k
     gw_metrics_zone gwm 1m series=10;
 --- must_die
 --- error_log
-invalid parameter "series=10"
+invalid parameter "series="...
+--- no_error_log
+series=10
 
 
 

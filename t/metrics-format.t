@@ -286,7 +286,7 @@ gateway_requests_total{method="GET",path="/api/",status="200"} 2
 "Accept: application/openmetrics-text;version=2.0.0",
 "Accept: application/openmetrics-text;version=\"1.0.0\";q=1.0",
 "Accept: */*",
-"Accept: text/html, application/OpenMetrics-Text ;Q=0.9",
+"Accept: text/html;q=0.5, application/OpenMetrics-Text ;Q=0.9",
 "Accept: application/openmetrics-text;q=0",
 "Accept: ;;,,=;q=, application/openmetrics-text;q=1.5",
 "Accept: text/plain\nAccept: application/openmetrics-text",

@@ -93,9 +93,9 @@ gateway_requests_total{method="GET",path="b",status="200"} 1
 gateway_requests_total{method="GET",path="c",status="200"} 1
 gateway_requests_total{method="__overflow__",path="__overflow__",status="__overflow__"} 2
 --- grep_error_log eval
-qr/gw_metrics reached its limit of \d+ series, new series are counted as __overflow__ in gw_metrics zone "gwm"/
+qr/gw_metrics: reached its limit of \d+ series, new series are counted as __overflow__ in gw_metrics zone "gwm"/
 --- grep_error_log_out
-gw_metrics reached its limit of 5 series, new series are counted as __overflow__ in gw_metrics zone "gwm"
+gw_metrics: reached its limit of 5 series, new series are counted as __overflow__ in gw_metrics zone "gwm"
 --- no_error_log
 [error]
 [alert]
@@ -164,7 +164,7 @@ series listed == series: yes
 dropped > 0: yes
 overflow requests: yes
 --- error_log eval
-qr/gw_metrics (ran out of memory at|reached its limit of) \d+ series, new series are counted as __overflow__ in gw_metrics zone "gwm"/
+qr/gw_metrics: (ran out of memory at|reached its limit of) \d+ series, new series are counted as __overflow__ in gw_metrics zone "gwm"/
 --- no_error_log
 [error]
 [alert]

@@ -184,10 +184,10 @@ requests to /a: 1
 start time new
 buckets 0.1 1 +Inf
 --- grep_error_log eval
-qr/gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero/
+qr/gw_metrics: zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero/
 --- grep_error_log_out
-gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
-gw_metrics zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
+gw_metrics: zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
+gw_metrics: zone "gwm3" has other histogram buckets than "gw_metrics_buckets", its series start from zero
 --- no_error_log
 [error]
 [alert]
@@ -219,7 +219,7 @@ requests to /a: 1
 start time new
 buckets 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 +Inf
 --- error_log
-gw_metrics zone "gwm" changed size from 1048576 to 2097152, its series start from zero
+gw_metrics: zone "gwm" changed size from 1048576 to 2097152, its series start from zero
 --- no_error_log
 [error]
 [alert]

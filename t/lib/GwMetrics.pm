@@ -12,12 +12,13 @@ use warnings;
 use Encode ();
 use File::Temp ();
 use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes ();
 
 our @EXPORT_OK = qw(server_port servroot http_get http_raw parallel_get
                     parse_exposition sample check_exposition
                     promtool_text promtool_openmetrics master_pid
-                    wait_reload worker_pids);
+                    wait_reload worker_pids kill_in);
 
 use Exporter 'import';
 
@@ -176,6 +177,90 @@ sub wait_reload {
     }
 
     die "nginx did not reload in 30 seconds";
+}
+
+# Stops a worker inside a function of the module and SIGKILLs it there:
+# gdb attaches to the (only) worker, breaks on $function, the request that
+# $trigger sends runs into it, gdb kills the worker, and the master starts
+# a new one.  Returns the text gdb printed; dies if the breakpoint was not
+# reached or no new worker came up.
+sub kill_in {
+    my ($function, $trigger) = @_;
+
+    my $master = master_pid();
+    my @workers;
+
+    for (1 .. 600) {
+        @workers = worker_pids($master);
+        last if @workers;
+        Time::HiRes::sleep(0.05);
+    }
+
+    die "kill_in: one worker expected, not @workers" unless @workers == 1;
+
+    my $dir = servroot() . '/logs';
+    my $ready = "$dir/gdb.ready";
+    my $out = "$dir/gdb.out";
+    unlink $ready;
+
+    my $gdb = fork;
+    die "fork: $!" unless defined $gdb;
+
+    if ($gdb == 0) {
+        # not the AddressSanitizer runtime make test-asan preloads
+        delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or die "$out: $!";
+        open STDERR, '>&', \*STDOUT;
+        { exec 'gdb', '-nx', '-q', '-batch',
+             '-iex', 'set debuginfod enabled off',
+             '-iex', 'set auto-load no',
+             '-p', $workers[0],
+             '-ex', 'set pagination off',
+             '-ex', "break $function",
+             '-ex', "shell touch $ready",
+             '-ex', 'continue',
+             '-ex', 'bt 4',
+             '-ex', 'kill',
+             '-ex', 'quit' };
+        POSIX::_exit(127);
+    }
+
+    for (1 .. 600) {
+        last if -e $ready || waitpid($gdb, POSIX::WNOHANG()) == $gdb;
+        Time::HiRes::sleep(0.05);
+    }
+
+    # the worker stops in the log phase of this request, the connection
+    # closes when it is killed
+
+    local $SIG{ALRM} = sub { die "kill_in: no breakpoint in 30 seconds\n" };
+    alarm 30;
+    eval { $trigger->() };
+    my $err = $@;
+    alarm 0;
+
+    if ($err) {
+        kill 'KILL', $gdb;
+    }
+
+    waitpid($gdb, 0);
+
+    open my $fh, '<', $out or die "$out: $!";
+    my $text = do { local $/; <$fh> };
+    close $fh;
+
+    die $err if $err;
+    die "kill_in: gdb did not stop in $function:\n$text"
+        unless $text =~ /Breakpoint 1, .*\b\Q$function\E\b/;
+
+    for (1 .. 600) {
+        my @now = worker_pids($master);
+        return $text if @now == 1 && $now[0] != $workers[0];
+        Time::HiRes::sleep(0.05);
+    }
+
+    die "kill_in: no new worker after killing $workers[0]";
 }
 
 # --- exposition parsing ---------------------------------------------------
@@ -531,6 +616,239 @@ sub promtool_openmetrics {
     return 'ok' if $rc == 0 && $out !~ /error|invalid|expected/i;
     return "promtool openmetrics ($rc): $out";
 }
+
+# --- a headless Chromium driven over the DevTools protocol ----------------
+#
+# Debian's chromium with --remote-debugging-pipe: commands go to its fd 3
+# and replies and events come from its fd 4, as JSON messages ending in a
+# NUL byte.  One page; every console message, exception, log entry and
+# dialog of that page is kept, so a test can require that there were none.
+
+package GwMetrics::Browser;
+
+use IO::Select;
+use JSON::PP ();
+
+my $cdp_json = JSON::PP->new->utf8->canonical;
+
+sub start {
+    my ($class, %opt) = @_;
+
+    my $dir = File::Temp->newdir("gw-chromium-XXXXXX", TMPDIR => 1);
+    my $log = GwMetrics::servroot() . "/logs";
+    $log = $opt{log} || (-d $log ? "$log/chromium.log" : "/dev/null");
+
+    pipe(my $cmd_r, my $cmd_w) or die "pipe: $!";
+    pipe(my $evt_r, my $evt_w) or die "pipe: $!";
+
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        # through fds above 4, so that neither end overwrites the other
+        my $in = POSIX::dup(fileno $cmd_r);
+        my $out = POSIX::dup(fileno $evt_w);
+        $in = POSIX::dup($in) while $in < 5;
+        $out = POSIX::dup($out) while $out < 5;
+        # dup2() leaves the new descriptors open across exec
+        POSIX::dup2($in, 3);
+        POSIX::dup2($out, 4);
+
+        delete @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+
+        { exec 'chromium', '--headless', '--no-sandbox', '--disable-gpu',
+             '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update',
+             '--disable-sync', '--hide-scrollbars',
+             "--user-data-dir=$dir", '--remote-debugging-pipe',
+             '--window-size=' . ($opt{size} || '1280,900'), 'about:blank' };
+        POSIX::_exit(127);
+    }
+
+    close $cmd_r;
+    close $evt_w;
+
+    my $self = bless { pid => $pid, dir => $dir, to => $cmd_w,
+                       from => $evt_r, buf => '', id => 0, queue => [],
+                       problems => [] }, $class;
+
+    my $t = $self->call('Target.createTarget', { url => 'about:blank' });
+    my $a = $self->call('Target.attachToTarget',
+                        { targetId => $t->{targetId},
+                          flatten => JSON::PP::true });
+
+    $self->{session} = $a->{sessionId};
+
+    $self->call($_) for qw(Page.enable Runtime.enable Log.enable);
+
+    return $self;
+}
+
+sub message {
+    my ($self, $deadline) = @_;
+
+    while ($self->{buf} !~ /\0/) {
+        my $left = $deadline - Time::HiRes::time();
+        return undef if $left <= 0;
+        return undef unless IO::Select->new($self->{from})->can_read($left);
+        my $n = sysread $self->{from}, $self->{buf}, 1 << 20,
+                        length $self->{buf};
+        die "chromium exited (see logs/chromium.log)\n" unless $n;
+    }
+
+    $self->{buf} =~ s/^(.*?)\0//s;
+    my $m = $cdp_json->decode($1);
+
+    # what a clean page never produces
+    my ($method, $p) = ($m->{method} // '', $m->{params});
+
+    if ($method eq 'Runtime.exceptionThrown') {
+        my $d = $p->{exceptionDetails};
+        push @{ $self->{problems} }, "exception: "
+            . ($d->{exception}{description} // $d->{text});
+
+    } elsif ($method eq 'Runtime.consoleAPICalled'
+             && $p->{type} =~ /^(error|warning|assert)$/)
+    {
+        push @{ $self->{problems} }, "console.$p->{type}: "
+            . join ' ', map { $_->{value} // $_->{description} // '' }
+                            @{ $p->{args} };
+
+    } elsif ($method eq 'Log.entryAdded'
+             && $p->{entry}{level} =~ /^(error|warning)$/)
+    {
+        push @{ $self->{problems} },
+             "log $p->{entry}{level} ($p->{entry}{source}): "
+             . $p->{entry}{text};
+
+    } elsif ($method eq 'Page.javascriptDialogOpening') {
+        push @{ $self->{problems} }, "dialog: $p->{message}";
+        $self->send('Page.handleJavaScriptDialog',
+                    { accept => JSON::PP::false });
+    }
+
+    return $m;
+}
+
+sub send {
+    my ($self, $method, $params) = @_;
+
+    my $msg = { id => ++$self->{id}, method => $method,
+                params => $params || {} };
+    $msg->{sessionId} = $self->{session}
+        if $self->{session} && $method !~ /^(Target|Browser)\./;
+
+    my $data = $cdp_json->encode($msg) . "\0";
+
+    while (length $data) {
+        my $n = syswrite $self->{to}, $data;
+        die "write to chromium: $!" unless defined $n;
+        substr($data, 0, $n, '');
+    }
+
+    return $msg->{id};
+}
+
+sub call {
+    my ($self, $method, $params) = @_;
+
+    my $id = $self->send($method, $params);
+    my $deadline = Time::HiRes::time() + 20;
+
+    while (1) {
+        my $m = $self->message($deadline)
+            or die "chromium: no answer to $method in 20 seconds\n";
+        next unless defined $m->{id} && $m->{id} == $id;
+        die "chromium: $method: $m->{error}{message}\n" if $m->{error};
+        return $m->{result};
+    }
+}
+
+# the value of a JavaScript expression in the page (promises awaited)
+sub eval {
+    my ($self, $js) = @_;
+
+    my $r = $self->call('Runtime.evaluate',
+                        { expression => $js, returnByValue => JSON::PP::true,
+                          awaitPromise => JSON::PP::true });
+
+    die "page: $r->{exceptionDetails}{text}: "
+        . ($r->{exceptionDetails}{exception}{description} // '') . "\n"
+        if $r->{exceptionDetails};
+
+    return $r->{result}{value};
+}
+
+# waits until the expression is true in the page; its value, or undef
+sub wait_for {
+    my ($self, $js, $timeout) = @_;
+
+    my $deadline = Time::HiRes::time() + ($timeout || 10);
+
+    while (Time::HiRes::time() < $deadline) {
+        my $v = $self->eval($js);
+        return $v if $v;
+        $self->message(Time::HiRes::time() + 0.05);
+    }
+
+    return undef;
+}
+
+sub navigate {
+    my ($self, $url) = @_;
+    $self->call('Page.navigate', { url => $url });
+}
+
+sub screenshot {
+    my ($self, $file) = @_;
+
+    require MIME::Base64;
+
+    my $r = $self->call('Page.captureScreenshot',
+                        { format => 'png',
+                          captureBeyondViewport => JSON::PP::true });
+
+    open my $fh, '>:raw', $file or die "$file: $!";
+    print $fh MIME::Base64::decode_base64($r->{data});
+    close $fh;
+}
+
+sub problems {
+    my ($self) = @_;
+
+    # events still unread
+    1 while $self->message(Time::HiRes::time() + 0.1);
+
+    return @{ $self->{problems} };
+}
+
+sub stop {
+    my ($self) = @_;
+
+    return unless $self->{pid};
+
+    eval { $self->send('Browser.close') };
+
+    for (1 .. 100) {
+        last if waitpid($self->{pid}, POSIX::WNOHANG()) == $self->{pid};
+        Time::HiRes::sleep(0.05);
+        kill 'KILL', $self->{pid} if $_ == 60;
+    }
+
+    waitpid($self->{pid}, 0) if kill 0, $self->{pid};
+    delete $self->{pid};
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $@);
+    $self->stop;
+}
+
+package GwMetrics;
 
 # every check on one body: the strict parser and promtool
 sub check_exposition {

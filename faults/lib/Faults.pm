@@ -323,6 +323,23 @@ sub reload {
     die "nginx in $ngx->{dir} did not reload\n";
 }
 
+# nginx -s <signal> (its notice goes to the scenario's log, not the terminal)
+sub nginx_signal {
+    my ($ngx, $sig) = @_;
+
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        open STDOUT, '>>', "$ngx->{dir}/logs/stderr.log";
+        open STDERR, '>&', \*STDOUT;
+        exec $Nginx, '-p', "$ngx->{dir}/", '-c', $ngx->{conf}, '-s', $sig
+            or die "exec $Nginx: $!\n";
+    }
+
+    waitpid($pid, 0);
+    die "nginx -s $sig failed in $ngx->{dir}\n" if $?;
+}
+
 # waits until the master has $n workers, none of them in @gone
 sub wait_workers {
     my ($ngx, $n, $secs, @gone) = @_;

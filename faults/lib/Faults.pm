@@ -139,7 +139,7 @@ sub finish {
     print "== $self->{title}\n";
 
     for my $k (sort keys %$fig) {
-        my $v = $fig->{$k};
+        my $v = $fig->{$k} // 'none';
         $v = JSON::PP->new->canonical->encode($v) if ref $v;
         print "  $k: $v\n";
     }
@@ -300,7 +300,9 @@ sub workers {
         push @pids, $1;
     }
 
-    return sort { $a <=> $b } @pids;
+    @pids = sort { $a <=> $b } @pids;
+
+    return wantarray ? @pids : scalar @pids;
 }
 
 # HUP, then wait until the old workers are gone and the new ones run
@@ -589,7 +591,11 @@ responses = 0
 function response(status, headers, body)
     statuses[status] = (statuses[status] or 0) + 1
     responses = responses + 1
-    if limit and responses >= limit then
+    if limit and responses == limit then
+        -- wrk runs for its duration whatever its threads do: tell
+        -- wrk_wait, which then stops it
+        io.write("FAULTS limit reached\n")
+        io.flush()
         wrk.thread:stop()
     end
 end
@@ -645,7 +651,8 @@ sub wrk_start {
         exec @cmd or die "exec wrk: $!\n";
     }
 
-    return { pid => $pid, out => $out, started => time, secs => $o{secs} };
+    return { pid => $pid, out => $out, started => time, secs => $o{secs},
+             threads => $o{threads} // 1 };
 }
 
 # Waits for wrk; returns { requests, status => {code => n}, errors =>
@@ -657,10 +664,31 @@ sub wrk_wait {
         my $left = $w->{started} + $w->{secs} - time;
         sleep $left if $left > 0;
         kill 'INT', $w->{pid};
+
+    } else {
+        # every thread reached its limit of responses
+        while (1) {
+            if (waitpid($w->{pid}, WNOHANG) == $w->{pid}) {
+                $w->{rc} = $?;
+                last;
+            }
+            my $text = -s $w->{out}
+                       ? do { local (@ARGV, $/) = $w->{out}; <> } : '';
+            my $n = () = $text =~ /^FAULTS limit reached$/mg;
+            if ($n >= $w->{threads}) {
+                kill 'INT', $w->{pid};
+                last;
+            }
+            sleep 0.05;
+        }
     }
 
-    waitpid($w->{pid}, 0);
-    my $rc = $?;
+    if (!defined $w->{rc}) {
+        waitpid($w->{pid}, 0);
+        $w->{rc} = $?;
+    }
+
+    my $rc = $w->{rc};
 
     open my $in, '<', $w->{out} or die "$w->{out}: $!\n";
     local $/;
@@ -699,6 +727,85 @@ sub wrk_errors {
     my $n = 0;
     $n += $_ for values %{ $r->{errors} };
     return $n;
+}
+
+# --- gdb -------------------------------------------------------------------
+
+# Attaches gdb (batch mode) to $pid and runs $script, a gdb command file in
+# which "echo FAULTS-READY\n" marks the moment the breakpoints are set.
+# Returns once it is printed, or dies with gdb's output (e.g. ptrace not
+# permitted).
+sub gdb_start {
+    my ($self, $name, $pid, $script) = @_;
+
+    my $cmds = $self->dir . "/$name.gdb";
+    my $out = $self->dir . "/$name.gdb.out";
+    write_file($cmds, $script);
+    write_file($out, '');
+
+    my $gdb = fork // die "fork: $!\n";
+
+    if ($gdb == 0) {
+        open STDOUT, '>', $out;
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        exec 'gdb', '-q', '-nx', '-batch', '-p', $pid, '-x', $cmds
+            or die "exec gdb: $!\n";
+    }
+
+    my $g = { pid => $gdb, out => $out, target => $pid };
+
+    gdb_wait($g, qr/^FAULTS-READY/m, 30)
+        or die "gdb did not attach to $pid:\n" . gdb_output($g);
+
+    return $g;
+}
+
+sub gdb_output {
+    my ($g) = @_;
+    open my $in, '<', $g->{out} or return '';
+    local $/;
+    return scalar <$in>;
+}
+
+# waits until gdb's output matches $re (true) or $secs pass (false)
+sub gdb_wait {
+    my ($g, $re, $secs) = @_;
+
+    my $until = time + $secs;
+
+    while (time < $until) {
+        return 1 if gdb_output($g) =~ $re;
+        if (waitpid($g->{pid}, WNOHANG) == $g->{pid}) {
+            $g->{done} = 1;
+            return gdb_output($g) =~ $re ? 1 : 0;
+        }
+        sleep 0.01;
+    }
+
+    return 0;
+}
+
+# waits for gdb to finish its script; interrupts it first if it still
+# waits for its breakpoint (the script's next commands then run)
+sub gdb_end {
+    my ($g, $secs) = @_;
+
+    return gdb_output($g) if $g->{done};
+
+    for my $sig (0, 'INT', 'INT', 'KILL') {
+        kill $sig, $g->{pid} if $sig;
+        my $until = time + ($secs // 5);
+        while (time < $until) {
+            if (waitpid($g->{pid}, WNOHANG) == $g->{pid}) {
+                $g->{done} = 1;
+                return gdb_output($g);
+            }
+            sleep 0.02;
+        }
+    }
+
+    return gdb_output($g);
 }
 
 # --- tokens ----------------------------------------------------------------

@@ -533,7 +533,7 @@ sub log_size {
 }
 
 # Error log lines from byte $from: { error => n, crit => n, alert => n,
-# emerg => n, warn => n, lines => [the first 20 of level warn or worse] }
+# emerg => n, warn => n, lines => [the first 5 of level warn or worse] }
 sub error_lines {
     my ($file, $from, $to) = @_;
 
@@ -547,7 +547,8 @@ sub error_lines {
         last if defined $to && tell($in) > $to;
         next unless $l =~ /\[(emerg|alert|crit|error|warn)\]/;
         $n{$1}++;
-        push @{ $n{lines} }, $l =~ s/\s+$//r if @{ $n{lines} } < 20;
+        push @{ $n{lines} }, substr($l =~ s/\s+$//r, 0, 240)
+            if @{ $n{lines} } < 5;
     }
 
     return \%n;
@@ -591,6 +592,9 @@ responses = 0
 function response(status, headers, body)
     statuses[status] = (statuses[status] or 0) + 1
     responses = responses + 1
+    if on_response then
+        on_response(status, headers, body)
+    end
     if limit and responses == limit then
         -- wrk runs for its duration whatever its threads do: tell
         -- wrk_wait, which then stops it
@@ -612,6 +616,18 @@ function done(summary, latency, requests)
         parts[#parts + 1] = k .. "=" .. v
     end
     io.write("FAULTS status ", table.concat(parts, " "), "\n")
+    -- a scenario's own counts: a global table "tally" in each thread
+    local tally = {}
+    for _, th in ipairs(threads) do
+        for k, v in pairs(th:get("tally") or {}) do
+            tally[k] = (tally[k] or 0) + v
+        end
+    end
+    parts = {}
+    for k, v in pairs(tally) do
+        parts[#parts + 1] = k .. "=" .. v
+    end
+    io.write("FAULTS tally ", table.concat(parts, " "), "\n")
     io.write(string.format(
         "FAULTS latency p50=%d p99=%d p999=%d max=%d\n",
         latency:percentile(50), latency:percentile(99),
@@ -655,14 +671,20 @@ sub wrk_start {
              threads => $o{threads} // 1 };
 }
 
-# Waits for wrk; returns { requests, status => {code => n}, errors =>
-# {connect, read, write, timeout}, p50_ms, p99_ms, p999_ms, max_ms, rps }
+# Waits for wrk; returns { requests, status => {code => n}, tally =>
+# {the scenario's counts}, errors => {connect, read, write, timeout},
+# p50_ms, p99_ms, p999_ms, max_ms, rps }.  tick => sub is called about
+# every 0.1 s meanwhile.
 sub wrk_wait {
-    my ($w) = @_;
+    my ($w, %o) = @_;
+
+    my $tick = $o{tick} // sub {};
 
     if (defined $w->{secs}) {
-        my $left = $w->{started} + $w->{secs} - time;
-        sleep $left if $left > 0;
+        while ((my $left = $w->{started} + $w->{secs} - time) > 0) {
+            sleep($left < 0.1 ? $left : 0.1);
+            $tick->();
+        }
         kill 'INT', $w->{pid};
 
     } else {
@@ -679,7 +701,8 @@ sub wrk_wait {
                 kill 'INT', $w->{pid};
                 last;
             }
-            sleep 0.05;
+            $tick->();
+            sleep 0.1;
         }
     }
 
@@ -701,6 +724,13 @@ sub wrk_wait {
         for (split ' ', $1) {
             my ($k, $v) = split /=/;
             $r{status}{$k} = $v + 0;
+        }
+    }
+
+    if ($text =~ /^FAULTS tally (.*)$/m) {
+        for (split ' ', $1) {
+            my ($k, $v) = split /=/;
+            $r{tally}{$k} = $v + 0;
         }
     }
 

@@ -33,6 +33,7 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
+use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(WNOHANG);
@@ -408,6 +409,48 @@ sub start_redis {
 sub redis {
     my ($port, @cmd) = @_;
     return eval { GwRedis::command($port, @cmd) };
+}
+
+# $n GETs at once, each on its own connection (all connected first, then
+# all written): [ { status, secs } ... ] in order, status 0 when no
+# response came within $timeout seconds.
+sub http_burst_timed {
+    my ($port, $n, $path, $headers, $timeout) = @_;
+
+    my @socks = map { GwRedis::connect_http($port) } 1 .. $n;
+    my $req = "GET $path HTTP/1.0\r\nHost: localhost\r\n";
+    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers || {} };
+    $req .= "\r\n";
+
+    my $t0 = time;
+    syswrite($_, $req) for @socks;
+
+    my @resp = ('') x $n;
+    my @secs = (undef) x $n;
+    my %idx = map { ("$socks[$_]" => $_) } 0 .. $#socks;
+    my $sel = IO::Select->new(@socks);
+    my $until = $t0 + ($timeout // 10);
+
+    while ($sel->count && time < $until) {
+        for my $s ($sel->can_read(0.05)) {
+            my $i = $idx{"$s"};
+            my $got = sysread($s, my $buf, 65536);
+            if ($got) {
+                $resp[$i] .= $buf;
+                next;
+            }
+            $secs[$i] = time - $t0;
+            $sel->remove($s);
+            close $s;
+        }
+    }
+
+    close $_ for $sel->handles;
+
+    return map {
+        { status => ($resp[$_] =~ m{^HTTP/\S+ (\d+)} ? $1 + 0 : 0),
+          secs => $secs[$_] }
+    } 0 .. $n - 1;
 }
 
 # --- /proc -----------------------------------------------------------------

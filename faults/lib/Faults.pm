@@ -57,6 +57,11 @@ our @Masters;
 
 my $json = JSON::PP->new->canonical->pretty;
 
+# true when judging saved figures (FAULTS_JUDGE): start nothing
+sub judging {
+    return $ENV{FAULTS_JUDGE} ? 1 : 0;
+}
+
 # the value for a full run or for FAULTS_SCALE=tiny
 sub scale {
     my ($full, $tiny) = @_;

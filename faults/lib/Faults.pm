@@ -458,6 +458,56 @@ sub http_burst_timed {
     } 0 .. $n - 1;
 }
 
+# A stand-in peer on $port: a process that accepts connections and serves
+# each in a process of its own with $serve->($socket).  Returns its pid
+# (GwRedis stops it at exit, with the connections it serves).
+sub standin {
+    my ($port, $serve) = @_;
+
+    my $l = IO::Socket::INET->new(Listen => 128, LocalAddr => '127.0.0.1',
+                                  LocalPort => $port, ReuseAddr => 1)
+        or die "stand-in on $port: $!\n";
+
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid) {
+        close $l;
+        push @GwRedis::Children, $pid;
+        return $pid;
+    }
+
+    POSIX::setpgid(0, 0);
+    $SIG{TERM} = sub { kill 'TERM', -$$; POSIX::_exit(0) };
+    $SIG{CHLD} = 'IGNORE';
+
+    while (my $c = $l->accept) {
+        my $kid = fork;
+        if (defined $kid && $kid == 0) {
+            $SIG{TERM} = 'DEFAULT';
+            $SIG{PIPE} = 'IGNORE';
+            close $l;
+            $serve->($c);
+            POSIX::_exit(0);
+        }
+        close $c;
+    }
+
+    POSIX::_exit(0);
+}
+
+# writes all of $data, false when the peer went away
+sub send_all {
+    my ($c, $data) = @_;
+
+    while (length $data) {
+        my $n = syswrite($c, $data);
+        return 0 unless $n;
+        substr($data, 0, $n) = '';
+    }
+
+    return 1;
+}
+
 # --- /proc -----------------------------------------------------------------
 
 # resident set size in KiB (VmRSS: anonymous, file and shared pages)

@@ -55,6 +55,10 @@ our $OutTop = $ENV{FAULTS_OUT} // "$Top/faults/out";
 our $Owner = $$;
 our @Masters;
 
+# nothing buffered when a process forks, or a child's reopened STDOUT
+# would write it a second time
+STDOUT->autoflush(1);
+
 my $json = JSON::PP->new->canonical->pretty;
 
 # true when judging saved figures (FAULTS_JUDGE): start nothing
@@ -877,6 +881,9 @@ sub gdb_start {
         open STDOUT, '>', $out;
         open STDERR, '>&', \*STDOUT;
         open STDIN, '<', '/dev/null';
+        # make test-asan preloads the ASan runtime into everything; gdb
+        # does not run with it
+        delete $ENV{LD_PRELOAD};
         exec 'gdb', '-q', '-nx', '-batch', '-p', $pid, '-x', $cmds
             or die "exec gdb: $!\n";
     }

@@ -7,6 +7,7 @@
 #   make run                  the demo gateway on 127.0.0.1:8080 (metrics :8081)
 #   make run REPLICAS=3       three gateway replicas behind a balancer on :8080
 #   make bench                side-by-side benchmark, ratios to the bare proxy
+#   make faults               fault scenarios under load, PASS/FAIL on bounds
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make test-valgrind        the suite with nginx under valgrind
@@ -147,6 +148,12 @@ bench: modules
 	@$(TOP)/.ci/deps build bench
 	@$(TOP)/bench/run $(BENCH_ARGS)
 
+# every scenario of faults/ (minutes; FAULTS_ARGS="memory" picks some)
+.PHONY: faults
+faults: modules
+	@$(TOP)/.ci/deps build faults
+	@$(TOP)/faults/run $(FAULTS_ARGS)
+
 # Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
 # linked with the unit that holds them (FUZZ_UNITS_<harness>) and
 # fuzz/ngx_shim.c, the few nginx core functions they use (Debian's nginx-dev
@@ -219,4 +226,4 @@ package-test: deb
 	@$(TOP)/packaging/image-test
 
 clean:
-	rm -rf $(BUILD) $(TOP)/build-asan t/servroot* bench/out
+	rm -rf $(BUILD) $(TOP)/build-asan t/servroot* bench/out faults/out

@@ -44,9 +44,6 @@ my @known = (
     [qr/^worker-kill ratelimit-lock\|limit holds in a full zone$/,
      'gw_ratelimit: a worker killed holding the local zone lock leaves its'
      . ' node pinned; a full zone then admits new keys unlimited'],
-    [qr/^worker-kill metrics-lock\/after-publish\|series counted$/,
-     'gw_metrics publishes a series before linking it: a worker killed'
-     . ' between the two hides its counts (issue 13, part 2)'],
     [qr/^hostile-jwks \w+\|no stampede$/,
      'gw_auth: every request fetches keys before the first key set'],
     [qr/^hostile-jwks trickle\|answered$/,

@@ -325,11 +325,11 @@ ngx_http_gw_jwt_decode(ngx_str_t *token, ngx_http_gw_jwt_keys_t *keys,
 
     rc = ngx_http_gw_jwt_split(&plain, pool, &p, &jwt->error);
 
-    if (rc != NGX_OK) {
+    if (rc == NGX_ERROR) {
         goto failed;
     }
 
-    if (p.n != 3) {
+    if (rc != NGX_OK || p.n != 3) {
         jwt->error = "the nested token is not a JWS";
         rc = NGX_DECLINED;
         goto failed;

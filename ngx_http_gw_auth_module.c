@@ -1522,6 +1522,8 @@ ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev)
     ngx_http_gw_auth_source_t *src = ev->data;
 
     ngx_queue_t             *q;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *sr;
     ngx_http_gw_auth_ctx_t  *ctx;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
@@ -1529,6 +1531,24 @@ ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev)
 
     src->timedout = 1;
     src->failed = 1;
+
+    /*
+     * A proxied key request is ended by its own upstream code: shutting
+     * the upstream socket down makes the next read see the end of the
+     * connection, so the subrequest fails as with a broken connection,
+     * however slowly the provider trickles.  (A key location nginx
+     * serves itself runs to its end.)
+     */
+
+    sr = src->subrequest;
+
+    if (sr && sr->upstream && sr->upstream->peer.connection) {
+        c = sr->upstream->peer.connection;
+
+        if (c->fd != (ngx_socket_t) -1) {
+            (void) ngx_shutdown_socket(c->fd, SHUT_RDWR);
+        }
+    }
 
     while (!ngx_queue_empty(&src->waiters)) {
         q = ngx_queue_head(&src->waiters);

@@ -386,3 +386,86 @@ invalid key request uri "jwks"
 --- must_die
 --- error_log
 "gw_auth_jwt_leeway" directive invalid value
+
+
+
+=== TEST 24: one good key among unusable ones: loads, one [warn] per skipped key
+--- user_files eval
+">>> keys.json\n" . GwAuth::gw_jwks(
+    { %{ GwAuth::gw_jwk($::K{r2}) }, kid => 'badn', n => 'not base64url!' },
+    GwAuth::gw_jwk($::K{small}, kid => 'weak'),
+    GwAuth::gw_private_jwk($::K{enc}, kid => 'priv'),
+    GwAuth::gw_jwk($::K{enc}, kid => 'encuse', use => 'enc'),
+    { kty => 'EC', kid => 'k1', crv => 'secp256k1', x => 'AA', y => 'AA' },
+    GwAuth::gw_jwk($::K{r1}, kid => 'r1'))
+. "\n"
+--- config
+    location /t {
+        gw_auth_jwt "api" token=$arg_t;
+        gw_auth_jwt_key_file ../html/keys.json;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_header_kid\n";
+    }
+--- request eval
+"GET /t?t=" . main::tok('r1', 'r1')
+--- response_body
+ok r1
+--- grep_error_log eval
+qr/key \d \(kid "\w+"\) of "[^"]*" skipped for signed tokens: (invalid RSA key|RSA key shorter than 2048 bits|a private key|its "use" is "enc"|unsupported "crv")/
+--- grep_error_log_out eval
+my $f = "$ENV{TEST_NGINX_SERVROOT}/conf/../html/keys.json";
+["key 1 (kid \"badn\") of \"$f\" skipped for signed tokens: invalid RSA key
+key 2 (kid \"weak\") of \"$f\" skipped for signed tokens: RSA key shorter than 2048 bits
+key 3 (kid \"priv\") of \"$f\" skipped for signed tokens: a private key
+key 4 (kid \"encuse\") of \"$f\" skipped for signed tokens: its \"use\" is \"enc\"
+key 5 (kid \"k1\") of \"$f\" skipped for signed tokens: unsupported \"crv\"
+", ""]
+--- no_error_log
+[error]
+[emerg]
+
+
+
+=== TEST 25: gw_auth_jwt_key_strict refuses a key file of short HMAC keys
+--- user_files eval
+">>> keys.json\n$::Short_oct\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+        gw_auth_jwt_key_strict on;
+    }
+--- must_die
+--- error_log eval
+[qr/\[warn\] .*key 1 \(kid "o"\) of ".*keys\.json" skipped for signed tokens: oct key shorter than the hash of its alg/,
+ qr/\[emerg\] .*invalid key file ".*keys\.json": no usable key for signed tokens/]
+
+
+
+=== TEST 26: gw_auth_jwt_type: an unknown type
+--- config
+    location /t {
+        gw_auth_jwt_type jwe;
+    }
+--- must_die
+--- error_log
+invalid value "jwe" in
+
+
+
+=== TEST 27: a public key where encrypted tokens are expected
+--- user_files eval
+">>> keys.json\n" . GwAuth::gw_jwks(GwAuth::gw_jwk($::K{r1}, kid => 'r1')) . "\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_type encrypted;
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+[qr/\[warn\] .*key 1 \(kid "r1"\) of ".*" skipped for encrypted tokens: a public key/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for encrypted tokens/]

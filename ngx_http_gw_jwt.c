@@ -242,9 +242,9 @@ ngx_int_t
 ngx_http_gw_jwt_decode(ngx_str_t *token, ngx_http_gw_jwt_keys_t *keys,
     ngx_pool_t *pool, ngx_http_gw_jwt_t *jwt)
 {
+    json_t                   *v;
     ngx_int_t                 rc;
     ngx_str_t                 plain, cty;
-    json_t                   *v;
     ngx_http_gw_jwt_parts_t   p;
 
     ngx_memzero(jwt, sizeof(ngx_http_gw_jwt_t));
@@ -963,10 +963,10 @@ ngx_http_gw_jwt_content(ngx_http_gw_jwt_enc_t *enc, u_char *cek,
     u_char           ivb[16], tagb[32], mac[EVP_MAX_MD_SIZE], al[8];
     size_t           half, i;
     uint64_t         bits;
-    ngx_int_t        rc;
-    unsigned int     maclen;
-    EVP_MD_CTX      *mctx;
     EVP_PKEY        *mkey;
+    ngx_int_t        rc;
+    EVP_MD_CTX      *mctx;
+    unsigned int     maclen;
     EVP_CIPHER_CTX  *cctx;
 
     rc = NGX_OK;
@@ -1236,11 +1236,10 @@ ngx_http_gw_jwt_verify_key(ngx_http_gw_jwt_alg_t *alg,
     ngx_http_gw_jwt_key_t *key, ngx_str_t *input, ngx_str_t *sig)
 {
     int            ok, n;
-    u_char         mac[EVP_MAX_MD_SIZE], *der;
+    u_char         mac[EVP_MAX_MD_SIZE], *der, *s;
     size_t         len;
-    u_char        *s;
-    unsigned int   maclen;
     EVP_MD_CTX    *mctx;
+    unsigned int   maclen;
     EVP_PKEY_CTX  *pctx;
 
     s = sig->data;

@@ -172,8 +172,7 @@ FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer \
     -fno-pie -no-pie
 FUZZ_LIBS := -ljansson -lhiredis -lcrypto
 
-FUZZ_UNITS_fuzz_auth :=
-FUZZ_LDFLAGS_fuzz_auth := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_auth := ngx_http_gw_jwt.c
 FUZZ_UNITS_fuzz_metrics := ngx_http_gw_metrics_core.c
 FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all

@@ -2,10 +2,11 @@
 /*
  * Copyright (C) nginx-gw authors
  *
- * JWT (JWS compact serialization) authentication in the access phase,
- * after NGINX Plus auth_jwt.  Every signature is checked with OpenSSL 3
- * EVP against keys parsed once (key files at configuration time, key
- * requests once per fetch); verified tokens are cached per worker.
+ * JWT authentication in the access phase, after NGINX Plus auth_jwt:
+ * signed (JWS), encrypted (JWE) and nested tokens.  The JOSE work (keys,
+ * signatures, decryption) is ngx_http_gw_jwt.c's; this module has the
+ * directives, the phase handler, key files named by variables, key
+ * requests, the per-worker verified-token cache and the variables.
  */
 
 
@@ -13,22 +14,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <jansson.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
+#include "ngx_http_gw_jwt.h"
 
 
-#define NGX_HTTP_GW_AUTH_TOKEN_MAX      8192
-#define NGX_HTTP_GW_AUTH_KEYS_SIZE      (256 * 1024)
-#define NGX_HTTP_GW_AUTH_KEYS_MAX       64
-#define NGX_HTTP_GW_AUTH_KID_MAX        256
-#define NGX_HTTP_GW_AUTH_FIELD_MAX      4096
 #define NGX_HTTP_GW_AUTH_SOURCES_MAX    8
 
 /* verified-token cache, per worker and key set */
@@ -37,20 +25,13 @@
 
 /* at most one refetch of a key request per second for an unknown kid */
 #define NGX_HTTP_GW_AUTH_REFETCH        1000
-/* a key request older than this no longer counts as in flight */
-#define NGX_HTTP_GW_AUTH_FETCH_TIMEOUT  60000
 
+/* key sources named by variables: per worker, at most this many */
+#define NGX_HTTP_GW_AUTH_FILES_MAX      64
+#define NGX_HTTP_GW_AUTH_URIS_MAX       16
+/* a key file named by a variable is checked at most once a second */
+#define NGX_HTTP_GW_AUTH_FILE_CHECK     1000
 
-#define NGX_HTTP_GW_AUTH_OCT            1
-#define NGX_HTTP_GW_AUTH_RSA            2
-#define NGX_HTTP_GW_AUTH_EC             3
-#define NGX_HTTP_GW_AUTH_OKP            4
-
-#define NGX_HTTP_GW_AUTH_HMAC           1
-#define NGX_HTTP_GW_AUTH_PKCS1          2
-#define NGX_HTTP_GW_AUTH_PSS            3
-#define NGX_HTTP_GW_AUTH_ECDSA          4
-#define NGX_HTTP_GW_AUTH_EDDSA          5
 
 #define NGX_HTTP_GW_AUTH_NONE           0
 #define NGX_HTTP_GW_AUTH_OK             1
@@ -63,54 +44,99 @@
 #define NGX_HTTP_GW_AUTH_ERROR          8
 
 
-typedef struct {
-    ngx_str_t                      name;     /* JWK "crv" */
-    const char                    *group;    /* OpenSSL group name */
-    size_t                         size;     /* coordinate size */
-} ngx_http_gw_auth_curve_t;
+typedef struct ngx_http_gw_auth_ctx_s  ngx_http_gw_auth_ctx_t;
 
 
-typedef struct {
-    ngx_str_t                      name;
-    ngx_uint_t                     family;
-    ngx_uint_t                     kty;
-    const EVP_MD                *(*md)(void);
-    size_t                         size;     /* HMAC key, ECDSA coordinate */
-    ngx_uint_t                     crv;      /* index + 1 in curves */
-} ngx_http_gw_auth_alg_t;
+/*
+ * A key request's per-worker state: one for a fixed uri, one per uri a
+ * variable resolved to.  At most one fetch runs at a time; the requests
+ * that need its keys wait in "waiters" until it ends or its deadline.
+ */
 
-
-typedef struct {
-    ngx_str_t                      kid;
-    ngx_uint_t                     kty;
-    ngx_uint_t                     crv;
-    ngx_http_gw_auth_alg_t        *alg;      /* the JWK's "alg", if any */
-    EVP_PKEY                      *pkey;
-    ngx_str_t                      secret;
-} ngx_http_gw_auth_key_t;
-
-
-/* a key request: configuration (uri) plus per-worker state */
 typedef struct {
     ngx_str_t                      uri;
     ngx_pool_t                    *pool;     /* holds keys */
     ngx_array_t                   *keys;
     ngx_msec_t                     loaded;
     ngx_msec_t                     attempt;
+    ngx_uint_t                     generation;
+    ngx_uint_t                    *keyring;  /* its generation, if fixed */
     u_char                         digest[32];
+    ngx_queue_t                    waiters;
+    ngx_queue_t                    lru;      /* of a variable key request */
+    ngx_event_t                    deadline;
+    ngx_http_request_t            *subrequest;
+    ngx_pool_cleanup_t            *carrier;  /* on the fetching request */
+    ngx_buf_t                     *body;
+    ngx_uint_t                     type;     /* for warnings, of the */
+    ngx_uint_t                     strict;   /* location that fetches */
     unsigned                       fetching:1;
     unsigned                       failed:1;
+    unsigned                       timedout:1;
+    unsigned                       too_large:1;
+    unsigned                       dynamic:1;
 } ngx_http_gw_auth_source_t;
+
+
+/* gw_auth_jwt_key_request: a fixed uri or one with variables */
+
+typedef struct {
+    ngx_http_complex_value_t      *uri;      /* NULL: fixed */
+    ngx_http_gw_auth_source_t      source;   /* fixed */
+    ngx_queue_t                    lru;      /* variable: sources */
+    ngx_uint_t                     count;
+} ngx_http_gw_auth_request_t;
+
+
+/* gw_auth_jwt_key_file without variables: parsed at configuration */
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_uint_t                     first;    /* in keyring->keys */
+    ngx_uint_t                     nelts;
+} ngx_http_gw_auth_kfile_t;
+
+
+/* a key file named by a variable, cached per worker */
+
+typedef struct {
+    ngx_str_node_t                 sn;       /* sn.str: the full name */
+    ngx_queue_t                    queue;
+    ngx_pool_t                    *pool;     /* keys */
+    ngx_array_t                   *keys;
+    ngx_msec_t                     checked;
+    time_t                         mtime;
+    off_t                          size;
+    ngx_file_uniq_t                uniq;
+    ngx_uint_t                     generation;
+    ngx_uint_t                     warned;
+    const char                    *error;
+    ngx_err_t                      err;
+} ngx_http_gw_auth_file_t;
+
+
+typedef struct {
+    ngx_rbtree_t                   rbtree;
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    queue;
+    ngx_uint_t                     count;
+    ngx_uint_t                     generation;
+} ngx_http_gw_auth_main_conf_t;
 
 
 /*
  * The keys of one configuration level (key files parsed at configuration
- * time, key requests) and the per-worker cache of tokens verified with
- * them.  Locations that inherit the key directives share the keyring.
+ * time, key files named by variables, key requests) and the per-worker
+ * cache of tokens verified with them.  Locations that inherit the key
+ * directives share the keyring.
  */
+
 typedef struct {
-    ngx_array_t                   *keys;
-    ngx_array_t                   *sources;
+    ngx_array_t                   *keys;     /* ngx_http_gw_jwt_key_t */
+    ngx_array_t                   *files;    /* ngx_http_gw_auth_kfile_t */
+    ngx_array_t                   *vfiles;   /* ngx_http_complex_value_t */
+    ngx_array_t                   *sources;  /* ngx_http_gw_auth_request_t */
+    ngx_uint_t                     checked;  /* (type, strict) checked */
     ngx_uint_t                     generation;
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
@@ -120,7 +146,11 @@ typedef struct {
 } ngx_http_gw_auth_keyring_t;
 
 
-/* a verified token; sn.str is the token itself */
+/*
+ * A verified token; sn.str is the token itself, followed, when variable
+ * key sources took part, by the identity of the key sets used.
+ */
+
 typedef struct {
     ngx_str_node_t                 sn;
     ngx_queue_t                    queue;
@@ -129,6 +159,7 @@ typedef struct {
     time_t                         expire;
     size_t                         size;
     json_t                        *header;
+    json_t                        *outer;
     json_t                        *claims;
     ngx_str_t                      payload;
     double                         exp;
@@ -137,24 +168,6 @@ typedef struct {
     unsigned                       has_nbf:1;
     unsigned                       cached:1;
 } ngx_http_gw_auth_entry_t;
-
-
-/* a parsed, not yet verified token */
-typedef struct {
-    ngx_str_t                      input;    /* JWS signing input */
-    ngx_str_t                      signature;
-    ngx_str_t                      payload;
-    ngx_str_t                      kid;
-    ngx_http_gw_auth_alg_t        *alg;
-    json_t                        *header;
-    json_t                        *claims;
-    double                         exp;
-    double                         nbf;
-    size_t                         decoded;
-    const char                    *error;
-    unsigned                       has_exp:1;
-    unsigned                       has_nbf:1;
-} ngx_http_gw_auth_token_t;
 
 
 typedef struct {
@@ -174,25 +187,34 @@ typedef struct {
     ngx_http_complex_value_t      *token;
     ngx_http_gw_auth_keyring_t    *keyring;
     ngx_msec_t                     key_cache;
+    ngx_msec_t                     key_timeout;
     time_t                         leeway;
+    ngx_uint_t                     type;
+    ngx_flag_t                     strict;
     ngx_array_t                   *require;
 } ngx_http_gw_auth_loc_conf_t;
 
 
-typedef struct {
+struct ngx_http_gw_auth_ctx_s {
     ngx_http_request_t            *request;
-    ngx_http_request_t            *subrequest;
     ngx_http_gw_auth_entry_t      *entry;
-    ngx_buf_t                     *fetch_body;
+    ngx_http_gw_auth_source_t     *waiting;
+    ngx_queue_t                    wait;
+    ngx_event_t                    wake;
     ngx_uint_t                     status;
-    ngx_uint_t                     source;
-    ngx_uint_t                     fetched;  /* sources fetched, bits */
-    ngx_uint_t                     fetch_status;
-    ngx_int_t                      fetch_rc;
-    unsigned                       fetching:1;
-    unsigned                       fetch_done:1;
-    unsigned                       fetch_error:1;
-} ngx_http_gw_auth_ctx_t;
+    ngx_uint_t                     fetched;  /* sources waited for, bits */
+};
+
+
+/* what a request verifies its token with */
+
+typedef struct {
+    ngx_array_t                   *sets[2 * NGX_HTTP_GW_AUTH_SOURCES_MAX + 1];
+    ngx_http_gw_jwt_keys_t         keys;
+    ngx_str_t                      id;       /* of variable key sets */
+    const char                    *error;    /* a key file is unusable */
+    ngx_str_t                      file;
+} ngx_http_gw_auth_keyset_t;
 
 
 static ngx_int_t ngx_http_gw_auth_handler(ngx_http_request_t *r);
@@ -212,68 +234,59 @@ static ngx_http_gw_auth_ctx_t *ngx_http_gw_auth_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_gw_auth_cleanup(void *data);
 static void ngx_http_gw_auth_log_token(ngx_http_request_t *r,
-    const char *what, ngx_str_t *token, ngx_http_gw_auth_token_t *t);
+    ngx_str_t *token, ngx_http_gw_jwt_t *jwt);
+static void ngx_http_gw_auth_log_safe(ngx_str_t *s, size_t max);
 
-static ngx_int_t ngx_http_gw_auth_need_keys(ngx_http_request_t *r,
-    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf);
-static ngx_int_t ngx_http_gw_auth_refetch(ngx_http_request_t *r,
-    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf);
+static ngx_int_t ngx_http_gw_auth_keyset(ngx_http_request_t *r,
+    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf,
+    ngx_http_gw_auth_keyset_t *ks, ngx_uint_t refetch);
+static ngx_int_t ngx_http_gw_auth_add_id(ngx_http_request_t *r,
+    ngx_http_gw_auth_keyset_t *ks, void *p, ngx_uint_t generation);
+static ngx_http_gw_auth_source_t *ngx_http_gw_auth_source(
+    ngx_http_request_t *r, ngx_http_gw_auth_request_t *rq);
+static ngx_int_t ngx_http_gw_auth_wait(ngx_http_request_t *r,
+    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_source_t *src);
 static ngx_int_t ngx_http_gw_auth_fetch(ngx_http_request_t *r,
-    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_source_t *src,
-    ngx_uint_t i);
+    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf,
+    ngx_http_gw_auth_source_t *src);
 static ngx_int_t ngx_http_gw_auth_fetch_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static void ngx_http_gw_auth_fetched(ngx_http_request_t *r,
-    ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf);
+static void ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev);
+static void ngx_http_gw_auth_fetch_abort(void *data);
+static void ngx_http_gw_auth_fetch_end(ngx_http_gw_auth_source_t *src);
+static void ngx_http_gw_auth_wake(ngx_event_t *ev);
 static ngx_int_t ngx_http_gw_auth_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_gw_auth_fetched(ngx_http_request_t *r,
+    ngx_http_gw_auth_source_t *src, ngx_uint_t status);
+static ngx_uint_t ngx_http_gw_auth_usable(ngx_log_t *log, ngx_conf_t *cf,
+    ngx_array_t *keys, ngx_uint_t first, ngx_uint_t n, ngx_str_t *from,
+    ngx_uint_t type, ngx_uint_t strict);
+
+static ngx_http_gw_auth_file_t *ngx_http_gw_auth_file(ngx_http_request_t *r,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_str_t *name);
+static void ngx_http_gw_auth_file_load(ngx_http_request_t *r,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_http_gw_auth_file_t *f);
+static ngx_int_t ngx_http_gw_auth_read_file(ngx_str_t *name,
+    ngx_pool_t *pool, ngx_str_t *data, ngx_file_info_t *fi, ngx_err_t *err,
+    const char **what);
+static void ngx_http_gw_auth_file_free(ngx_http_gw_auth_main_conf_t *amcf,
+    ngx_http_gw_auth_file_t *f);
+static void ngx_http_gw_auth_files_cleanup(void *data);
 
 static ngx_http_gw_auth_entry_t *ngx_http_gw_auth_cache_lookup(
-    ngx_http_gw_auth_keyring_t *kr, ngx_str_t *token, uint32_t hash);
+    ngx_http_gw_auth_keyring_t *kr, ngx_str_t *key, uint32_t hash);
 static ngx_http_gw_auth_entry_t *ngx_http_gw_auth_cache_insert(
-    ngx_http_gw_auth_keyring_t *kr, ngx_str_t *token, uint32_t hash,
-    ngx_http_gw_auth_token_t *t, ngx_log_t *log);
+    ngx_http_gw_auth_keyring_t *kr, ngx_str_t *key, uint32_t hash,
+    ngx_http_gw_jwt_t *jwt, ngx_log_t *log);
 static void ngx_http_gw_auth_cache_remove(ngx_http_gw_auth_keyring_t *kr,
     ngx_http_gw_auth_entry_t *e);
 static void ngx_http_gw_auth_entry_release(ngx_http_gw_auth_entry_t *e);
 
-static ngx_int_t ngx_http_gw_auth_decode(u_char *dst, size_t *dlen,
-    u_char *src, size_t len);
-static ngx_int_t ngx_http_gw_auth_parse_token(ngx_str_t *token,
-    ngx_pool_t *pool, ngx_http_gw_auth_token_t *t);
-static void ngx_http_gw_auth_free_token(ngx_http_gw_auth_token_t *t);
-static ngx_int_t ngx_http_gw_auth_verify(ngx_http_gw_auth_token_t *t,
-    ngx_array_t **sets, ngx_uint_t nsets, ngx_uint_t *unknown);
-static ngx_uint_t ngx_http_gw_auth_key_fits(ngx_http_gw_auth_alg_t *alg,
-    ngx_http_gw_auth_key_t *key);
-static ngx_int_t ngx_http_gw_auth_verify_key(ngx_http_gw_auth_alg_t *alg,
-    ngx_http_gw_auth_key_t *key, ngx_str_t *input, ngx_str_t *sig);
-static size_t ngx_http_gw_auth_ecdsa_der(u_char *der, u_char *sig,
-    size_t n);
-
-static ngx_int_t ngx_http_gw_auth_parse_keys(u_char *data, size_t len,
-    ngx_pool_t *pool, ngx_array_t *keys, const char **err);
-static ngx_int_t ngx_http_gw_auth_parse_jwk(json_t *jwk, ngx_pool_t *pool,
-    ngx_array_t *keys, const char **err);
-static ngx_int_t ngx_http_gw_auth_parse_pem(u_char *data, size_t len,
-    ngx_pool_t *pool, ngx_array_t *keys, const char **err);
-static ngx_int_t ngx_http_gw_auth_jwk_field(json_t *jwk, const char *name,
-    ngx_pool_t *pool, ngx_str_t *value);
-static EVP_PKEY *ngx_http_gw_auth_rsa_key(ngx_str_t *n, ngx_str_t *e);
-static EVP_PKEY *ngx_http_gw_auth_ec_key(ngx_http_gw_auth_curve_t *curve,
-    ngx_str_t *x, ngx_str_t *y);
-static ngx_int_t ngx_http_gw_auth_add_pkey(ngx_pool_t *pool,
-    ngx_http_gw_auth_key_t *key, EVP_PKEY *pkey, const char **err);
-static void ngx_http_gw_auth_pkey_cleanup(void *data);
-static ngx_http_gw_auth_alg_t *ngx_http_gw_auth_find_alg(u_char *name,
-    size_t len);
-
-static ngx_int_t ngx_http_gw_auth_json_value(ngx_pool_t *pool, json_t *j,
-    ngx_str_t *value, ngx_uint_t top);
-static ngx_int_t ngx_http_gw_auth_sanitize(ngx_pool_t *pool,
-    u_char *data, size_t len, ngx_str_t *value);
 static ngx_int_t ngx_http_gw_auth_json_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, json_t *j);
+static json_t *ngx_http_gw_auth_header_get(ngx_http_gw_auth_entry_t *e,
+    char *name, size_t len);
 static ngx_int_t ngx_http_gw_auth_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_gw_auth_header_variable(ngx_http_request_t *r,
@@ -285,12 +298,14 @@ static ngx_int_t ngx_http_gw_auth_payload_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_gw_auth_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
+static void *ngx_http_gw_auth_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_gw_auth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_gw_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_http_gw_auth_keyring_t *ngx_http_gw_auth_keyring(ngx_conf_t *cf,
     ngx_http_gw_auth_loc_conf_t *alcf);
 static void ngx_http_gw_auth_keyring_cleanup(void *data);
+static void ngx_http_gw_auth_source_free(ngx_http_gw_auth_source_t *src);
 static char *ngx_http_gw_auth_jwt(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_gw_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -303,46 +318,6 @@ static char *ngx_http_gw_auth_set(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_gw_auth_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_auth_init(ngx_conf_t *cf);
-
-
-static ngx_http_gw_auth_curve_t  ngx_http_gw_auth_curves[] = {
-    { ngx_string("P-256"), "prime256v1", 32 },
-    { ngx_string("P-384"), "secp384r1", 48 },
-    { ngx_string("P-521"), "secp521r1", 66 },
-    { ngx_string("Ed25519"), NULL, 32 },
-    { ngx_null_string, NULL, 0 }
-};
-
-
-static ngx_http_gw_auth_alg_t  ngx_http_gw_auth_algs[] = {
-    { ngx_string("HS256"), NGX_HTTP_GW_AUTH_HMAC, NGX_HTTP_GW_AUTH_OCT,
-      EVP_sha256, 32, 0 },
-    { ngx_string("HS384"), NGX_HTTP_GW_AUTH_HMAC, NGX_HTTP_GW_AUTH_OCT,
-      EVP_sha384, 48, 0 },
-    { ngx_string("HS512"), NGX_HTTP_GW_AUTH_HMAC, NGX_HTTP_GW_AUTH_OCT,
-      EVP_sha512, 64, 0 },
-    { ngx_string("RS256"), NGX_HTTP_GW_AUTH_PKCS1, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha256, 0, 0 },
-    { ngx_string("RS384"), NGX_HTTP_GW_AUTH_PKCS1, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha384, 0, 0 },
-    { ngx_string("RS512"), NGX_HTTP_GW_AUTH_PKCS1, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha512, 0, 0 },
-    { ngx_string("PS256"), NGX_HTTP_GW_AUTH_PSS, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha256, 0, 0 },
-    { ngx_string("PS384"), NGX_HTTP_GW_AUTH_PSS, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha384, 0, 0 },
-    { ngx_string("PS512"), NGX_HTTP_GW_AUTH_PSS, NGX_HTTP_GW_AUTH_RSA,
-      EVP_sha512, 0, 0 },
-    { ngx_string("ES256"), NGX_HTTP_GW_AUTH_ECDSA, NGX_HTTP_GW_AUTH_EC,
-      EVP_sha256, 32, 1 },
-    { ngx_string("ES384"), NGX_HTTP_GW_AUTH_ECDSA, NGX_HTTP_GW_AUTH_EC,
-      EVP_sha384, 48, 2 },
-    { ngx_string("ES512"), NGX_HTTP_GW_AUTH_ECDSA, NGX_HTTP_GW_AUTH_EC,
-      EVP_sha512, 66, 3 },
-    { ngx_string("EdDSA"), NGX_HTTP_GW_AUTH_EDDSA, NGX_HTTP_GW_AUTH_OKP,
-      NULL, 64, 4 },
-    { ngx_null_string, 0, 0, NULL, 0, 0 }
-};
 
 
 static ngx_str_t  ngx_http_gw_auth_words[] = {
@@ -374,6 +349,22 @@ static ngx_str_t  ngx_http_gw_auth_bodies[] = {
 };
 
 
+static ngx_str_t  ngx_http_gw_auth_types[] = {
+    ngx_null_string,
+    ngx_string("signed"),
+    ngx_string("encrypted"),
+    ngx_string("nested")
+};
+
+
+static ngx_conf_enum_t  ngx_http_gw_auth_type_enum[] = {
+    { ngx_string("signed"), NGX_HTTP_GW_JWT_SIGNED },
+    { ngx_string("encrypted"), NGX_HTTP_GW_JWT_ENCRYPTED },
+    { ngx_string("nested"), NGX_HTTP_GW_JWT_NESTED },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_gw_auth_commands[] = {
 
     { ngx_string("gw_auth_jwt"),
@@ -383,6 +374,14 @@ static ngx_command_t  ngx_http_gw_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("gw_auth_jwt_type"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gw_auth_loc_conf_t, type),
+      &ngx_http_gw_auth_type_enum },
 
     { ngx_string("gw_auth_jwt_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
@@ -405,6 +404,20 @@ static ngx_command_t  ngx_http_gw_auth_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_gw_auth_loc_conf_t, key_cache),
+      NULL },
+
+    { ngx_string("gw_auth_jwt_key_request_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gw_auth_loc_conf_t, key_timeout),
+      NULL },
+
+    { ngx_string("gw_auth_jwt_key_strict"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_gw_auth_loc_conf_t, strict),
       NULL },
 
     { ngx_string("gw_auth_jwt_leeway"),
@@ -444,7 +457,7 @@ static ngx_http_module_t  ngx_http_gw_auth_module_ctx = {
     ngx_http_gw_auth_add_variables,        /* preconfiguration */
     ngx_http_gw_auth_init,                 /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_gw_auth_create_main_conf,     /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -500,7 +513,6 @@ static ngx_int_t
 ngx_http_gw_auth_handler(ngx_http_request_t *r)
 {
     ngx_str_t                     token;
-    ngx_uint_t                    fetched;
     ngx_http_gw_auth_ctx_t       *ctx;
     ngx_pool_cleanup_t           *cln;
     ngx_http_gw_auth_loc_conf_t  *alcf;
@@ -523,36 +535,26 @@ ngx_http_gw_auth_handler(ngx_http_request_t *r)
         ngx_memzero(ctx, sizeof(ngx_http_gw_auth_ctx_t));
 
         ctx->request = r;
+        ctx->wake.handler = ngx_http_gw_auth_wake;
+        ctx->wake.data = r;
+        ctx->wake.log = r->connection->log;
 
         cln->handler = ngx_http_gw_auth_cleanup;
 
         ngx_http_set_ctx(r, ctx, ngx_http_gw_auth_module);
-    }
 
-    fetched = 0;
-
-    if (ctx->fetching) {
-        if (!ctx->fetch_done) {
-            return NGX_AGAIN;
-        }
-
-        ctx->fetching = 0;
-        ngx_http_gw_auth_fetched(r, ctx, alcf);
-
-        fetched = 1;
+    } else if (ctx->waiting) {
+        /* woken by something else than the end of the key request */
+        return NGX_AGAIN;
     }
 
     /* evaluated anew in every location, e.g. after an internal redirect */
 
+    ctx->status = NGX_HTTP_GW_AUTH_NONE;
+
     if (ctx->entry) {
         ngx_http_gw_auth_entry_release(ctx->entry);
         ctx->entry = NULL;
-    }
-
-    ctx->status = NGX_HTTP_GW_AUTH_NONE;
-
-    if (!fetched) {
-        ctx->fetched = 0;
     }
 
     switch (ngx_http_gw_auth_get_token(r, alcf, &token)) {
@@ -580,16 +582,16 @@ ngx_http_gw_auth_verify_token(ngx_http_request_t *r,
     ngx_http_gw_auth_ctx_t *ctx, ngx_http_gw_auth_loc_conf_t *alcf,
     ngx_str_t *token)
 {
+    u_char                      *p;
     uint32_t                     hash;
     ngx_int_t                    rc;
-    ngx_uint_t                   i, n, unknown;
-    ngx_array_t                 *sets[NGX_HTTP_GW_AUTH_SOURCES_MAX + 1];
+    ngx_str_t                    key;
+    ngx_http_gw_jwt_t            jwt;
     ngx_http_gw_auth_entry_t    *e;
-    ngx_http_gw_auth_token_t     t;
-    ngx_http_gw_auth_source_t   *src;
     ngx_http_gw_auth_keyring_t  *kr;
+    ngx_http_gw_auth_keyset_t    ks;
 
-    if (token->len > NGX_HTTP_GW_AUTH_TOKEN_MAX) {
+    if (token->len > NGX_HTTP_GW_JWT_TOKEN_MAX) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "gw_auth: token too long: %uz bytes", token->len);
 
@@ -607,10 +609,19 @@ ngx_http_gw_auth_verify_token(ngx_http_request_t *r,
         return ngx_http_gw_auth_reject(r, ctx, alcf, NGX_HTTP_GW_AUTH_ERROR);
     }
 
-    rc = ngx_http_gw_auth_need_keys(r, ctx, alcf);
+    rc = ngx_http_gw_auth_keyset(r, ctx, alcf, &ks, 0);
 
     if (rc == NGX_AGAIN || rc == NGX_ERROR) {
         return rc;
+    }
+
+    if (ks.error) {
+        /* a key file named by a variable is missing or bad */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gw_auth: key file \"%V\": %s", &ks.file, ks.error);
+
+        return ngx_http_gw_auth_reject(r, ctx, alcf,
+                                       NGX_HTTP_GW_AUTH_INVALID);
     }
 
     if (rc == NGX_DECLINED) {
@@ -620,9 +631,25 @@ ngx_http_gw_auth_verify_token(ngx_http_request_t *r,
         return ngx_http_gw_auth_reject(r, ctx, alcf, NGX_HTTP_GW_AUTH_ERROR);
     }
 
-    hash = ngx_murmur_hash2(token->data, token->len);
+    /* the cache key: the token, and which variable key sets verify it */
 
-    e = ngx_http_gw_auth_cache_lookup(kr, token, hash);
+    key = *token;
+
+    if (ks.id.len) {
+        p = ngx_pnalloc(r->pool, token->len + ks.id.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        key.data = p;
+        p = ngx_cpymem(p, token->data, token->len);
+        ngx_memcpy(p, ks.id.data, ks.id.len);
+        key.len = token->len + ks.id.len;
+    }
+
+    hash = ngx_murmur_hash2(key.data, key.len);
+
+    e = ngx_http_gw_auth_cache_lookup(kr, &key, hash);
 
     if (e) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -634,58 +661,36 @@ ngx_http_gw_auth_verify_token(ngx_http_request_t *r,
         return ngx_http_gw_auth_check(r, ctx, alcf);
     }
 
-    rc = ngx_http_gw_auth_parse_token(token, r->pool, &t);
+    rc = ngx_http_gw_jwt_decode(token, &ks.keys, r->pool, &jwt);
 
     if (rc == NGX_ERROR) {
+        ngx_http_gw_jwt_free(&jwt);
         return NGX_ERROR;
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_http_gw_auth_log_token(r, t.error, token, NULL);
-        return ngx_http_gw_auth_reject(r, ctx, alcf,
-                                       NGX_HTTP_GW_AUTH_INVALID);
-    }
 
-    n = 0;
+        if (jwt.unknown_kid) {
+            /* a key request may know the kid now: refetch, then retry */
 
-    if (kr->keys) {
-        sets[n++] = kr->keys;
-    }
+            rc = ngx_http_gw_auth_keyset(r, ctx, alcf, &ks, 1);
 
-    if (kr->sources) {
-        src = kr->sources->elts;
-
-        for (i = 0; i < kr->sources->nelts; i++) {
-            if (src[i].keys) {
-                sets[n++] = src[i].keys;
-            }
-        }
-    }
-
-    rc = ngx_http_gw_auth_verify(&t, sets, n, &unknown);
-
-    if (rc != NGX_OK) {
-
-        if (unknown) {
-            rc = ngx_http_gw_auth_refetch(r, ctx, alcf);
-
-            if (rc != NGX_DECLINED) {
-                ngx_http_gw_auth_free_token(&t);
+            if (rc == NGX_AGAIN || rc == NGX_ERROR) {
+                ngx_http_gw_jwt_free(&jwt);
                 return rc;
             }
         }
 
-        ngx_http_gw_auth_log_token(r, t.error, token, &t);
-        ngx_http_gw_auth_free_token(&t);
+        ngx_http_gw_auth_log_token(r, token, &jwt);
 
         return ngx_http_gw_auth_reject(r, ctx, alcf,
                                        NGX_HTTP_GW_AUTH_INVALID);
     }
 
-    e = ngx_http_gw_auth_cache_insert(kr, token, hash, &t,
+    e = ngx_http_gw_auth_cache_insert(kr, &key, hash, &jwt,
                                       r->connection->log);
     if (e == NULL) {
-        ngx_http_gw_auth_free_token(&t);
+        ngx_http_gw_jwt_free(&jwt);
         return NGX_ERROR;
     }
 
@@ -758,6 +763,7 @@ ngx_http_gw_auth_check(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
     }
 
     ctx->status = NGX_HTTP_GW_AUTH_OK;
+    ctx->fetched = 0;
 
     return NGX_OK;
 }
@@ -774,6 +780,8 @@ ngx_http_gw_auth_reject(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
     ngx_table_elt_t  *h;
 
     /* claims are only ever exposed for accepted tokens */
+
+    ctx->fetched = 0;
 
     if (ctx->entry) {
         ngx_http_gw_auth_entry_release(ctx->entry);
@@ -1031,6 +1039,15 @@ ngx_http_gw_auth_cleanup(void *data)
 {
     ngx_http_gw_auth_ctx_t  *ctx = data;
 
+    if (ctx->waiting) {
+        ngx_queue_remove(&ctx->wait);
+        ctx->waiting = NULL;
+    }
+
+    if (ctx->wake.posted) {
+        ngx_delete_posted_event(&ctx->wake);
+    }
+
     if (ctx->entry) {
         ngx_http_gw_auth_entry_release(ctx->entry);
         ctx->entry = NULL;
@@ -1041,150 +1058,360 @@ ngx_http_gw_auth_cleanup(void *data)
 /* never the whole token: a short prefix, or the kid and alg */
 
 static void
-ngx_http_gw_auth_log_token(ngx_http_request_t *r, const char *what,
-    ngx_str_t *token, ngx_http_gw_auth_token_t *t)
+ngx_http_gw_auth_log_token(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_http_gw_jwt_t *jwt)
 {
-    size_t      i;
-    ngx_str_t   kid, prefix;
+    ngx_str_t  kid, alg, prefix;
 
-    if (t && t->alg) {
-        kid = t->kid;
+    if (jwt->alg.len) {
+        kid = jwt->kid;
+        alg = jwt->alg;
 
-        if (kid.len > 64) {
-            kid.len = 64;
-        }
-
-        for (i = 0; i < kid.len; i++) {
-            if (kid.data[i] < 0x20 || kid.data[i] >= 0x7f
-                || kid.data[i] == '"')
-            {
-                ngx_str_set(&kid, "(unprintable)");
-                break;
-            }
-        }
+        ngx_http_gw_auth_log_safe(&kid, 64);
+        ngx_http_gw_auth_log_safe(&alg, 32);
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "gw_auth: invalid token: %s, alg \"%V\", kid \"%V\"",
-                      what, &t->alg->name, &kid);
+                      jwt->error, &alg, &kid);
+
+        ngx_http_gw_jwt_free(jwt);
         return;
     }
 
-    prefix.data = token->data;
-    prefix.len = ngx_min(token->len, 12);
-
-    for (i = 0; i < prefix.len; i++) {
-        if (prefix.data[i] < 0x20 || prefix.data[i] >= 0x7f
-            || prefix.data[i] == '"')
-        {
-            prefix.len = i;
-            break;
-        }
-    }
+    prefix = *token;
+    ngx_http_gw_auth_log_safe(&prefix, 12);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "gw_auth: invalid token: %s, token \"%V...\"",
-                  what, &prefix);
+                  jwt->error, &prefix);
+
+    ngx_http_gw_jwt_free(jwt);
 }
 
 
-static ngx_int_t
-ngx_http_gw_auth_need_keys(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
-    ngx_http_gw_auth_loc_conf_t *alcf)
+static void
+ngx_http_gw_auth_log_safe(ngx_str_t *s, size_t max)
 {
-    ngx_uint_t                   i, usable, failed, busy;
+    size_t  i;
+
+    if (s->len > max) {
+        s->len = max;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] < 0x20 || s->data[i] >= 0x7f || s->data[i] == '"') {
+            s->len = i;
+            return;
+        }
+    }
+}
+
+
+/*
+ * The key sets a request verifies with: key files parsed at configuration
+ * time, key files named by variables (from the per-worker file cache),
+ * key requests (fetched when missing or older than gw_auth_jwt_key_cache;
+ * with "refetch", when a token names an unknown kid, at most once a
+ * second).  NGX_AGAIN: the request waits for a fetch.  NGX_DECLINED: no
+ * keys at all.
+ */
+
+static ngx_int_t
+ngx_http_gw_auth_keyset(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_http_gw_auth_keyset_t *ks,
+    ngx_uint_t refetch)
+{
+    ngx_str_t                    name;
+    ngx_uint_t                   i, n, bit, stale, throttled;
     ngx_msec_t                   now;
+    ngx_http_gw_auth_file_t     *f;
+    ngx_http_gw_auth_request_t  *rq;
     ngx_http_gw_auth_source_t   *src;
     ngx_http_gw_auth_keyring_t  *kr;
+    ngx_http_complex_value_t    *cv;
 
     kr = alcf->keyring;
 
-    usable = (kr->keys && kr->keys->nelts);
+    ngx_memzero(ks, sizeof(ngx_http_gw_auth_keyset_t));
 
-    if (kr->sources == NULL) {
-        return usable ? NGX_OK : NGX_DECLINED;
+    ks->keys.sets = ks->sets;
+    ks->keys.type = alcf->type;
+    ks->keys.strict = alcf->strict;
+
+    n = 0;
+
+    if (kr->keys && kr->keys->nelts) {
+        ks->sets[n++] = kr->keys;
     }
 
-    now = ngx_current_msec;
-    src = kr->sources->elts;
+    if (kr->vfiles) {
+        cv = kr->vfiles->elts;
 
-    for (i = 0; i < kr->sources->nelts; i++) {
+        for (i = 0; i < kr->vfiles->nelts; i++) {
+            if (ngx_http_complex_value(r, &cv[i], &name) != NGX_OK) {
+                return NGX_ERROR;
+            }
 
-        if (!(ctx->fetched & ((ngx_uint_t) 1 << i))) {
+            f = ngx_http_gw_auth_file(r, alcf, &name);
+            if (f == NULL) {
+                return NGX_ERROR;
+            }
 
-            failed = src[i].failed
-                     && now - src[i].attempt < NGX_HTTP_GW_AUTH_REFETCH;
+            if (f->error) {
+                ks->error = f->error;
+                ks->file = f->sn.str;
+                return NGX_DECLINED;
+            }
 
-            busy = src[i].fetching
-                   && now - src[i].attempt < NGX_HTTP_GW_AUTH_FETCH_TIMEOUT;
+            ks->sets[n++] = f->keys;
 
-            if (src[i].keys == NULL) {
-                if (!failed) {
-                    return ngx_http_gw_auth_fetch(r, ctx, &src[i], i);
-                }
-
-            } else if (now - src[i].loaded >= alcf->key_cache
-                       && !failed && !busy)
-            {
-                return ngx_http_gw_auth_fetch(r, ctx, &src[i], i);
+            if (ngx_http_gw_auth_add_id(r, ks, f, f->generation) != NGX_OK) {
+                return NGX_ERROR;
             }
         }
+    }
 
-        if (src[i].keys) {
-            usable = 1;
+    if (kr->sources) {
+        now = ngx_current_msec;
+        rq = kr->sources->elts;
+
+        for (i = 0; i < kr->sources->nelts; i++) {
+
+            src = ngx_http_gw_auth_source(r, &rq[i]);
+
+            if (src == NULL) {
+                if (rq[i].uri == NULL) {
+                    return NGX_ERROR;
+                }
+
+                /* a bad uri, or every per-worker slot busy: no keys */
+                continue;
+            }
+
+            bit = (ngx_uint_t) 1 << i;
+
+            if (!(ctx->fetched & bit)) {
+
+                throttled = now - src->attempt < NGX_HTTP_GW_AUTH_REFETCH;
+
+                stale = (src->keys == NULL
+                         || now - src->loaded >= alcf->key_cache);
+
+                if (src->fetching) {
+                    /*
+                     * One fetch per key source and worker: the others
+                     * wait for it when they have no keys to use meanwhile
+                     * (or, for an unknown kid, need the new ones), until
+                     * it ends or its deadline passes.
+                     */
+
+                    if (!src->timedout && (src->keys == NULL || refetch)) {
+                        ctx->fetched |= bit;
+                        return ngx_http_gw_auth_wait(r, ctx, src);
+                    }
+
+                } else if ((stale && !(src->failed && throttled))
+                           || (refetch && !throttled))
+                {
+                    if (refetch) {
+                        ngx_log_debug1(NGX_LOG_DEBUG_HTTP,
+                                       r->connection->log, 0,
+                                       "gw_auth: unknown kid, refetching "
+                                       "\"%V\"", &src->uri);
+                    }
+
+                    ctx->fetched |= bit;
+                    return ngx_http_gw_auth_fetch(r, ctx, alcf, src);
+                }
+            }
+
+            if (src->keys) {
+                ks->sets[n++] = src->keys;
+
+                if (src->dynamic
+                    && ngx_http_gw_auth_add_id(r, ks, src, src->generation)
+                       != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
         }
     }
 
-    return usable ? NGX_OK : NGX_DECLINED;
-}
+    ks->keys.nsets = n;
 
-
-static ngx_int_t
-ngx_http_gw_auth_refetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
-    ngx_http_gw_auth_loc_conf_t *alcf)
-{
-    ngx_uint_t                   i;
-    ngx_msec_t                   now;
-    ngx_http_gw_auth_source_t   *src;
-    ngx_http_gw_auth_keyring_t  *kr;
-
-    kr = alcf->keyring;
-
-    if (kr->sources == NULL) {
+    if (refetch) {
+        /* nothing to refetch: the token stays invalid */
         return NGX_DECLINED;
     }
 
-    now = ngx_current_msec;
-    src = kr->sources->elts;
+    return n ? NGX_OK : NGX_DECLINED;
+}
 
-    for (i = 0; i < kr->sources->nelts; i++) {
 
-        if ((ctx->fetched & ((ngx_uint_t) 1 << i))
-            || now - src[i].attempt < NGX_HTTP_GW_AUTH_REFETCH)
-        {
-            continue;
-        }
+/* the identity of a variable key set, part of the token cache key */
 
-        if (src[i].fetching
-            && now - src[i].attempt < NGX_HTTP_GW_AUTH_FETCH_TIMEOUT)
-        {
-            continue;
-        }
+static ngx_int_t
+ngx_http_gw_auth_add_id(ngx_http_request_t *r, ngx_http_gw_auth_keyset_t *ks,
+    void *p, ngx_uint_t generation)
+{
+    u_char  *d;
+    size_t   len;
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "gw_auth: unknown kid, refetching \"%V\"",
-                       &src[i].uri);
+    len = ks->id.len + 2 + NGX_PTR_SIZE * 2 + NGX_INT_T_LEN;
 
-        return ngx_http_gw_auth_fetch(r, ctx, &src[i], i);
+    d = ngx_pnalloc(r->pool, len);
+    if (d == NULL) {
+        return NGX_ERROR;
     }
 
-    return NGX_DECLINED;
+    if (ks->id.len) {
+        ngx_memcpy(d, ks->id.data, ks->id.len);
+    }
+
+    ks->id.len = ngx_sprintf(d + ks->id.len, "%c%p:%ui", 0, p, generation)
+                 - d;
+    ks->id.data = d;
+
+    return NGX_OK;
+}
+
+
+/* the per-worker state of a key request, for this request's uri */
+
+static ngx_http_gw_auth_source_t *
+ngx_http_gw_auth_source(ngx_http_request_t *r, ngx_http_gw_auth_request_t *rq)
+{
+    size_t                      i;
+    ngx_str_t                   uri;
+    ngx_queue_t                *q;
+    ngx_http_gw_auth_source_t  *src;
+
+    if (rq->uri == NULL) {
+        return &rq->source;
+    }
+
+    if (ngx_http_complex_value(r, rq->uri, &uri) != NGX_OK) {
+        return NULL;
+    }
+
+    if (uri.len == 0 || uri.data[0] != '/' || uri.len > 2048) {
+        goto invalid;
+    }
+
+    for (i = 0; i < uri.len; i++) {
+        if (uri.data[i] <= 0x20 || uri.data[i] == 0x7f) {
+            goto invalid;
+        }
+    }
+
+    for (q = ngx_queue_head(&rq->lru);
+         q != ngx_queue_sentinel(&rq->lru);
+         q = ngx_queue_next(q))
+    {
+        src = ngx_queue_data(q, ngx_http_gw_auth_source_t, lru);
+
+        if (src->uri.len == uri.len
+            && ngx_memcmp(src->uri.data, uri.data, uri.len) == 0)
+        {
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&rq->lru, q);
+            return src;
+        }
+    }
+
+    /* a new uri: reuse the least recently used idle state when full */
+
+    src = NULL;
+
+    if (rq->count >= NGX_HTTP_GW_AUTH_URIS_MAX) {
+        for (q = ngx_queue_last(&rq->lru);
+             q != ngx_queue_sentinel(&rq->lru);
+             q = ngx_queue_prev(q))
+        {
+            src = ngx_queue_data(q, ngx_http_gw_auth_source_t, lru);
+
+            if (!src->fetching && ngx_queue_empty(&src->waiters)) {
+                break;
+            }
+
+            src = NULL;
+        }
+
+        if (src == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "gw_auth: more than %d key request uris in use, "
+                          "\"%V\" not fetched", NGX_HTTP_GW_AUTH_URIS_MAX,
+                          &uri);
+            return NULL;
+        }
+
+        ngx_queue_remove(&src->lru);
+        ngx_http_gw_auth_source_free(src);
+        ngx_free(src);
+        rq->count--;
+    }
+
+    src = ngx_alloc(sizeof(ngx_http_gw_auth_source_t) + uri.len,
+                    ngx_cycle->log);
+    if (src == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(src, sizeof(ngx_http_gw_auth_source_t));
+
+    src->uri.data = (u_char *) (src + 1);
+    src->uri.len = uri.len;
+    ngx_memcpy(src->uri.data, uri.data, uri.len);
+
+    src->dynamic = 1;
+    ngx_queue_init(&src->waiters);
+
+    ngx_queue_insert_head(&rq->lru, &src->lru);
+    rq->count++;
+
+    return src;
+
+invalid:
+
+    ngx_http_gw_auth_log_safe(&uri, 64);
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "gw_auth: invalid key request uri \"%V...\"", &uri);
+
+    return NULL;
 }
 
 
 static ngx_int_t
-ngx_http_gw_auth_fetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
-    ngx_http_gw_auth_source_t *src, ngx_uint_t i)
+ngx_http_gw_auth_wait(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
+    ngx_http_gw_auth_source_t *src)
 {
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "gw_auth: waiting for keys from \"%V\"", &src->uri);
+
+    ngx_queue_insert_tail(&src->waiters, &ctx->wait);
+    ctx->waiting = src;
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * A key request is a background subrequest: the request that starts it
+ * carries it, and waits for it like every other request that needs its
+ * keys.  The fetch has a deadline of its own (gw_auth_jwt_key_request_
+ * timeout): when it passes, the waiting requests are answered with the
+ * keys there are, while the subrequest itself runs on until the key
+ * location's own timeouts end it, and no other fetch of the source
+ * starts meanwhile.
+ */
+
+static ngx_int_t
+ngx_http_gw_auth_fetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_http_gw_auth_source_t *src)
+{
+    ngx_pool_cleanup_t          *cln;
     ngx_http_request_t          *sr;
     ngx_http_post_subrequest_t  *ps;
 
@@ -1197,10 +1424,15 @@ ngx_http_gw_auth_fetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
     }
 
     ps->handler = ngx_http_gw_auth_fetch_done;
-    ps->data = ctx;
+    ps->data = src;
+
+    cln = ngx_pool_cleanup_add(r->main->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_subrequest(r, &src->uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_WAITED
+                            NGX_HTTP_SUBREQUEST_BACKGROUND
                             |NGX_HTTP_SUBREQUEST_IN_MEMORY)
         != NGX_OK)
     {
@@ -1219,40 +1451,176 @@ ngx_http_gw_auth_fetch(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
 
     sr->header_only = 0;
 
+    /* the fetch ends if the request carrying it ends first */
+
+    cln->handler = ngx_http_gw_auth_fetch_abort;
+    cln->data = src;
+
+    src->carrier = cln;
+    src->subrequest = sr;
+    src->body = NULL;
     src->fetching = 1;
+    src->timedout = 0;
+    src->too_large = 0;
     src->attempt = ngx_current_msec;
+    src->type = alcf->type;
+    src->strict = alcf->strict;
 
-    ctx->subrequest = sr;
-    ctx->fetching = 1;
-    ctx->fetch_done = 0;
-    ctx->fetch_error = 0;
-    ctx->fetch_body = NULL;
-    ctx->source = i;
-    ctx->fetched |= (ngx_uint_t) 1 << i;
+    src->deadline.handler = ngx_http_gw_auth_fetch_timeout;
+    src->deadline.data = src;
+    src->deadline.log = ngx_cycle->log;
+    src->deadline.cancelable = 1;
 
-    return NGX_AGAIN;
+    ngx_add_timer(&src->deadline, alcf->key_timeout);
+
+    return ngx_http_gw_auth_wait(r, ctx, src);
 }
 
 
 static ngx_int_t
 ngx_http_gw_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_http_gw_auth_ctx_t  *ctx = data;
+    ngx_http_gw_auth_source_t *src = data;
+
+    ngx_uint_t  status;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "gw_auth: keys request done s:%ui rc:%i",
                    r->headers_out.status, rc);
 
-    ctx->fetch_done = 1;
-    ctx->fetch_rc = rc;
-    ctx->fetch_status = r->headers_out.status;
-
-    if (ctx->fetch_body == NULL && r->out) {
-        /* kept by the postpone filter: no body filter call reached us */
-        ctx->fetch_body = r->out->buf;
+    if (src->subrequest != r) {
+        return rc;
     }
 
+    if (src->body == NULL && r->out) {
+        /* kept by the postpone filter: no body filter call reached us */
+        src->body = r->out->buf;
+    }
+
+    if (rc == NGX_OK) {
+        status = r->headers_out.status;
+
+    } else {
+        status = (rc > 0) ? (ngx_uint_t) rc : 0;
+    }
+
+    if (ngx_http_gw_auth_fetched(r, src, status) != NGX_OK) {
+        src->failed = 1;
+    }
+
+    src->carrier->handler = NULL;
+
+    ngx_http_gw_auth_fetch_end(src);
+
     return rc;
+}
+
+
+static void
+ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev)
+{
+    ngx_http_gw_auth_source_t *src = ev->data;
+
+    ngx_queue_t             *q;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *sr;
+    ngx_http_gw_auth_ctx_t  *ctx;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "gw_auth: keys request to \"%V\" timed out", &src->uri);
+
+    src->timedout = 1;
+    src->failed = 1;
+
+    /*
+     * A proxied key request is ended by its own upstream code: shutting
+     * the upstream socket down makes the next read see the end of the
+     * connection, so the subrequest fails as with a broken connection,
+     * however slowly the provider trickles.  (A key location nginx
+     * serves itself runs to its end.)
+     */
+
+    sr = src->subrequest;
+
+    if (sr && sr->upstream && sr->upstream->peer.connection) {
+        c = sr->upstream->peer.connection;
+
+        if (c->fd != (ngx_socket_t) -1) {
+            (void) ngx_shutdown_socket(c->fd, SHUT_RDWR);
+        }
+    }
+
+    while (!ngx_queue_empty(&src->waiters)) {
+        q = ngx_queue_head(&src->waiters);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_gw_auth_ctx_t, wait);
+        ctx->waiting = NULL;
+
+        ngx_post_event(&ctx->wake, &ngx_posted_events);
+    }
+}
+
+
+/* the request carrying a fetch ended before it: no keys from it */
+
+static void
+ngx_http_gw_auth_fetch_abort(void *data)
+{
+    ngx_http_gw_auth_source_t *src = data;
+
+    src->failed = 1;
+    src->attempt = ngx_current_msec;
+
+    ngx_http_gw_auth_fetch_end(src);
+}
+
+
+static void
+ngx_http_gw_auth_fetch_end(ngx_http_gw_auth_source_t *src)
+{
+    ngx_queue_t             *q;
+    ngx_http_gw_auth_ctx_t  *ctx;
+
+    src->fetching = 0;
+    src->timedout = 0;
+    src->subrequest = NULL;
+    src->carrier = NULL;
+    src->body = NULL;
+
+    if (src->deadline.timer_set) {
+        ngx_del_timer(&src->deadline);
+    }
+
+    while (!ngx_queue_empty(&src->waiters)) {
+        q = ngx_queue_head(&src->waiters);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_gw_auth_ctx_t, wait);
+        ctx->waiting = NULL;
+
+        ngx_post_event(&ctx->wake, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_gw_auth_wake(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "gw_auth: resumed");
+
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1260,28 +1628,35 @@ ngx_http_gw_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
  * The key request's body is collected here, up to the key set size
  * limit, rather than in the subrequest's in-memory buffer, so that
  * subrequest_output_buffer_size does not limit key sets and a too large
- * one is a clean 500.  The subrequest is still made "in memory", so its
- * output can never reach the client.
+ * one is a clean error.  The subrequest is still made "in memory", so
+ * its output can never reach the client.
  */
 
 static ngx_int_t
 ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    size_t                   len, size;
-    ngx_buf_t               *b, *nb;
-    ngx_chain_t             *cl;
-    ngx_http_gw_auth_ctx_t  *ctx;
+    size_t                      len, size;
+    ngx_buf_t                  *b, *nb;
+    ngx_chain_t                *cl;
+    ngx_http_gw_auth_source_t  *src;
 
-    if (r == r->main) {
+    if (r == r->main || r->post_subrequest == NULL
+        || r->post_subrequest->handler != ngx_http_gw_auth_fetch_done)
+    {
         return ngx_http_next_body_filter(r, in);
     }
 
-    /* while a key request runs, the main request's context is in place */
+    src = r->post_subrequest->data;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_gw_auth_module);
+    if (src->subrequest != r) {
+        /* a fetch given up: its late output is dropped */
 
-    if (ctx == NULL || !ctx->fetching || ctx->subrequest != r) {
-        return ngx_http_next_body_filter(r, in);
+        for (cl = in; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+
+        return NGX_OK;
     }
 
     for (cl = in; cl; cl = cl->next) {
@@ -1289,7 +1664,7 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         if (!ngx_buf_in_memory(b)) {
             if (ngx_buf_size(b)) {
-                ctx->fetch_error = 1;
+                src->too_large = 1;
             }
 
             b->file_pos = b->file_last;
@@ -1298,19 +1673,19 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
         len = b->last - b->pos;
 
-        if (len == 0 || ctx->fetch_error) {
+        if (len == 0 || src->too_large) {
             b->pos = b->last;
             continue;
         }
 
-        nb = ctx->fetch_body;
+        nb = src->body;
 
         if (nb == NULL || (size_t) (nb->end - nb->last) < len) {
             size = nb ? 2 * (nb->end - nb->start) : 4096;
 
             if (nb == NULL && r->headers_out.content_length_n > 0
                 && r->headers_out.content_length_n
-                   <= NGX_HTTP_GW_AUTH_KEYS_SIZE)
+                   <= NGX_HTTP_GW_JWT_KEYS_SIZE)
             {
                 size = r->headers_out.content_length_n;
             }
@@ -1321,8 +1696,8 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
             size = ngx_max(size, len);
 
-            if (size > NGX_HTTP_GW_AUTH_KEYS_SIZE) {
-                ctx->fetch_error = 1;
+            if (size > NGX_HTTP_GW_JWT_KEYS_SIZE) {
+                src->too_large = 1;
                 b->pos = b->last;
                 continue;
             }
@@ -1332,13 +1707,12 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                 return NGX_ERROR;
             }
 
-            if (ctx->fetch_body) {
-                nb->last = ngx_cpymem(nb->last, ctx->fetch_body->pos,
-                                      ctx->fetch_body->last
-                                      - ctx->fetch_body->pos);
+            if (src->body) {
+                nb->last = ngx_cpymem(nb->last, src->body->pos,
+                                      src->body->last - src->body->pos);
             }
 
-            ctx->fetch_body = nb;
+            src->body = nb;
         }
 
         nb->last = ngx_cpymem(nb->last, b->pos, len);
@@ -1349,126 +1723,483 @@ ngx_http_gw_auth_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-static void
-ngx_http_gw_auth_fetched(ngx_http_request_t *r, ngx_http_gw_auth_ctx_t *ctx,
-    ngx_http_gw_auth_loc_conf_t *alcf)
+/* a fetch's result: new keys, or an error that keeps the old ones */
+
+static ngx_int_t
+ngx_http_gw_auth_fetched(ngx_http_request_t *r,
+    ngx_http_gw_auth_source_t *src, ngx_uint_t status)
 {
-    u_char                       digest[32];
-    size_t                       len;
-    ngx_buf_t                   *b;
-    ngx_pool_t                  *pool;
-    const char                  *err;
-    ngx_array_t                 *keys;
-    ngx_http_gw_auth_source_t   *src;
-    ngx_http_gw_auth_keyring_t  *kr;
+    u_char        digest[32];
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_pool_t   *pool;
+    const char   *err;
+    ngx_array_t  *keys;
 
-    kr = alcf->keyring;
-
-    if (kr == NULL || kr->sources == NULL
-        || ctx->source >= kr->sources->nelts)
-    {
-        return;
-    }
-
-    src = kr->sources->elts;
-    src = &src[ctx->source];
-
-    src->fetching = 0;
-    ctx->subrequest = NULL;
-
-    if (ctx->fetch_error) {
+    if (src->too_large) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "gw_auth: keys from \"%V\" too large, limit %uz bytes",
-                      &src->uri, (size_t) NGX_HTTP_GW_AUTH_KEYS_SIZE);
-        goto failed;
+                      &src->uri, (size_t) NGX_HTTP_GW_JWT_KEYS_SIZE);
+        return NGX_DECLINED;
     }
 
-    b = ctx->fetch_body;
+    b = src->body;
 
-    if (ctx->fetch_rc != NGX_OK || ctx->fetch_status != NGX_HTTP_OK
-        || b == NULL)
-    {
+    if (status != NGX_HTTP_OK || b == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "gw_auth: keys request to \"%V\" failed, status %ui",
-                      &src->uri, ctx->fetch_status);
-        goto failed;
+                      &src->uri, status);
+        return NGX_DECLINED;
     }
 
     len = b->last - b->pos;
 
-    if (len > NGX_HTTP_GW_AUTH_KEYS_SIZE) {
+    if (len > NGX_HTTP_GW_JWT_KEYS_SIZE) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "gw_auth: keys from \"%V\" too large: %uz bytes",
                       &src->uri, len);
-        goto failed;
+        return NGX_DECLINED;
+    }
+
+    if (EVP_Digest(b->pos, len, digest, NULL, EVP_sha256(), NULL) != 1) {
+        ngx_memzero(digest, sizeof(digest));
+    }
+
+    if (src->keys && ngx_memcmp(digest, src->digest, sizeof(digest)) == 0) {
+        /* the same document: cached tokens stay valid, no new warnings */
+        src->loaded = ngx_current_msec;
+        src->failed = 0;
+        return NGX_OK;
     }
 
     pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
-        goto failed;
+        return NGX_ERROR;
     }
 
-    keys = ngx_array_create(pool, 4, sizeof(ngx_http_gw_auth_key_t));
+    keys = ngx_array_create(pool, 4, sizeof(ngx_http_gw_jwt_key_t));
     if (keys == NULL) {
         ngx_destroy_pool(pool);
-        goto failed;
+        return NGX_ERROR;
     }
 
-    if (ngx_http_gw_auth_parse_keys(b->pos, len, pool, keys, &err) != NGX_OK)
+    if (ngx_http_gw_jwt_parse_keys(b->pos, len, pool, keys, &err) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "gw_auth: invalid keys from \"%V\": %s",
                       &src->uri, err ? err : "internal error");
         ngx_destroy_pool(pool);
-        goto failed;
+        return NGX_DECLINED;
     }
 
-    if (EVP_Digest(b->pos, len, digest, NULL, EVP_sha256(), NULL) != 1) {
-        ERR_clear_error();
-        ngx_memzero(digest, sizeof(digest));
-    }
-
-    if (src->keys && ngx_memcmp(digest, src->digest, sizeof(digest)) == 0) {
-        /* the same document: cached tokens stay valid */
+    if (ngx_http_gw_auth_usable(r->connection->log, NULL, keys, 0,
+                                keys->nelts, &src->uri, src->type,
+                                src->strict)
+        == 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "gw_auth: invalid keys from \"%V\": "
+                      "no usable key for %V tokens",
+                      &src->uri, &ngx_http_gw_auth_types[src->type]);
         ngx_destroy_pool(pool);
+        return NGX_DECLINED;
+    }
 
-    } else {
-        if (src->pool) {
-            ngx_destroy_pool(src->pool);
-        }
+    if (src->pool) {
+        ngx_destroy_pool(src->pool);
+    }
 
-        src->pool = pool;
-        src->keys = keys;
-        ngx_memcpy(src->digest, digest, sizeof(digest));
+    src->pool = pool;
+    src->keys = keys;
+    ngx_memcpy(src->digest, digest, sizeof(digest));
 
-        kr->generation++;
+    src->generation++;
 
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "gw_auth: %ui keys loaded from \"%V\"",
-                       keys->nelts, &src->uri);
+    if (src->keyring) {
+        /* tokens verified with the keys before are verified anew */
+        (*src->keyring)++;
     }
 
     src->loaded = ngx_current_msec;
     src->failed = 0;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "gw_auth: %ui keys loaded from \"%V\"",
+                   keys->nelts, &src->uri);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Counts the keys of keys[first, first + n) usable for tokens of "type";
+ * warns about every other one (which and why) and about short oct keys
+ * used anyway.  At configuration time through cf, else through log with
+ * the module's prefix.
+ */
+
+static ngx_uint_t
+ngx_http_gw_auth_usable(ngx_log_t *log, ngx_conf_t *cf, ngx_array_t *keys,
+    ngx_uint_t first, ngx_uint_t n, ngx_str_t *from, ngx_uint_t type,
+    ngx_uint_t strict)
+{
+    u_char                  buf[NGX_HTTP_GW_JWT_KID_MAX + 64], *p;
+    ngx_str_t               kid;
+    ngx_uint_t              i, usable;
+    const char             *why, *prefix;
+    ngx_http_gw_jwt_key_t  *key;
+
+    key = keys->elts;
+    usable = 0;
+    prefix = cf ? "" : "gw_auth: ";
+
+    if (cf) {
+        log = cf->log;
+    }
+
+    for (i = first; i < first + n; i++) {
+
+        kid = key[i].kid;
+        ngx_http_gw_auth_log_safe(&kid, 64);
+
+        if (kid.len) {
+            p = ngx_snprintf(buf, sizeof(buf), "key %ui (kid \"%V\")",
+                             key[i].index, &kid);
+        } else {
+            p = ngx_snprintf(buf, sizeof(buf), "key %ui", key[i].index);
+        }
+
+        *p = '\0';
+
+        if (!ngx_http_gw_jwt_key_usable(&key[i], type, strict, &why)) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "%s%s of \"%V\" skipped for %V tokens: %s",
+                          prefix, buf, from, &ngx_http_gw_auth_types[type],
+                          why);
+            continue;
+        }
+
+        usable++;
+
+        if (key[i].short_secret && type != NGX_HTTP_GW_JWT_ENCRYPTED
+            && key[i].nosig == NULL)
+        {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "%s%s of \"%V\" is an oct key of %uz bytes, "
+                          "shorter than the %uz bytes of its hash "
+                          "(RFC 7518, 3.2); used anyway, "
+                          "\"gw_auth_jwt_key_strict on\" refuses it",
+                          prefix, buf, from, key[i].secret.len,
+                          ngx_http_gw_jwt_key_min(&key[i]));
+        }
+    }
+
+    return usable;
+}
+
+
+/*
+ * A key file named by a variable, from the per-worker cache: within
+ * NGX_HTTP_GW_AUTH_FILE_CHECK (or gw_auth_jwt_key_cache, if longer) of
+ * the last check, without any system call; then one stat(), and a read
+ * only when the file changed.  A missing or bad file is cached as such.
+ * At most NGX_HTTP_GW_AUTH_FILES_MAX files per worker, least recently
+ * used first out.
+ */
+
+static ngx_http_gw_auth_file_t *
+ngx_http_gw_auth_file(ngx_http_request_t *r,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_str_t *name)
+{
+    uint32_t                       hash;
+    ngx_str_t                      full;
+    ngx_msec_t                     period;
+    ngx_queue_t                   *q;
+    ngx_str_node_t                *sn;
+    ngx_http_gw_auth_file_t       *f;
+    ngx_http_gw_auth_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_gw_auth_module);
+
+    full = *name;
+
+    if (full.len == 0 || full.len > NGX_MAX_PATH
+        || ngx_strlchr(full.data, full.data + full.len, '\0') != NULL)
+    {
+        ngx_str_set(&full, "(invalid name)");
+    }
+
+    if (full.data[0] != '/') {
+        if (ngx_get_full_name(r->pool, (ngx_str_t *) &ngx_cycle->conf_prefix,
+                              &full)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+    }
+
+    hash = ngx_crc32_long(full.data, full.len);
+
+    sn = ngx_str_rbtree_lookup(&amcf->rbtree, &full, hash);
+
+    if (sn) {
+        f = (ngx_http_gw_auth_file_t *) sn;
+
+        ngx_queue_remove(&f->queue);
+        ngx_queue_insert_head(&amcf->queue, &f->queue);
+
+        period = ngx_max(alcf->key_cache, NGX_HTTP_GW_AUTH_FILE_CHECK);
+
+        if (ngx_current_msec - f->checked < period) {
+            return f;
+        }
+
+        ngx_http_gw_auth_file_load(r, alcf, f);
+
+        return f;
+    }
+
+    if (amcf->count >= NGX_HTTP_GW_AUTH_FILES_MAX) {
+        q = ngx_queue_last(&amcf->queue);
+        ngx_http_gw_auth_file_free(amcf,
+                        ngx_queue_data(q, ngx_http_gw_auth_file_t, queue));
+    }
+
+    f = ngx_alloc(sizeof(ngx_http_gw_auth_file_t) + full.len + 1,
+                  ngx_cycle->log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(f, sizeof(ngx_http_gw_auth_file_t));
+
+    f->sn.node.key = hash;
+    f->sn.str.data = (u_char *) (f + 1);
+    f->sn.str.len = full.len;
+    ngx_memcpy(f->sn.str.data, full.data, full.len);
+    f->sn.str.data[full.len] = '\0';
+
+    ngx_rbtree_insert(&amcf->rbtree, &f->sn.node);
+    ngx_queue_insert_head(&amcf->queue, &f->queue);
+    amcf->count++;
+
+    f->generation = ++amcf->generation;
+
+    ngx_http_gw_auth_file_load(r, alcf, f);
+
+    return f;
+}
+
+
+static void
+ngx_http_gw_auth_file_load(ngx_http_request_t *r,
+    ngx_http_gw_auth_loc_conf_t *alcf, ngx_http_gw_auth_file_t *f)
+{
+    ngx_err_t                      err;
+    ngx_str_t                      data;
+    ngx_uint_t                     bit;
+    ngx_pool_t                    *pool, *temp;
+    const char                    *what;
+    ngx_array_t                   *keys;
+    ngx_file_info_t                fi;
+    ngx_http_gw_auth_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_gw_auth_module);
+
+    f->checked = ngx_current_msec;
+
+    if (f->keys && f->error == NULL
+        && ngx_file_info(f->sn.str.data, &fi) != NGX_FILE_ERROR
+        && ngx_file_mtime(&fi) == f->mtime
+        && ngx_file_size(&fi) == f->size
+        && ngx_file_uniq(&fi) == f->uniq)
+    {
+        /* unchanged: one stat() per period, no read */
+        return;
+    }
+
+    temp = ngx_create_pool(4096, r->connection->log);
+    if (temp == NULL) {
+        f->error = "out of memory";
+        return;
+    }
+
+    pool = NULL;
+    err = 0;
+    what = NULL;
+
+    if (ngx_http_gw_auth_read_file(&f->sn.str, temp, &data, &fi, &err, &what)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        what = "out of memory";
+        goto failed;
+    }
+
+    keys = ngx_array_create(pool, 4, sizeof(ngx_http_gw_jwt_key_t));
+    if (keys == NULL) {
+        what = "out of memory";
+        goto failed;
+    }
+
+    if (ngx_http_gw_jwt_parse_keys(data.data, data.len, pool, keys, &what)
+        != NGX_OK)
+    {
+        if (what == NULL) {
+            what = "out of memory";
+        }
+
+        goto failed;
+    }
+
+    bit = (ngx_uint_t) 1 << (alcf->type * 2 + alcf->strict);
+
+    if (ngx_http_gw_auth_usable(r->connection->log, NULL, keys, 0,
+                                keys->nelts, &f->sn.str, alcf->type,
+                                alcf->strict)
+        == 0)
+    {
+        what = "no usable key";
+        goto failed;
+    }
+
+    if (f->pool) {
+        ngx_destroy_pool(f->pool);
+    }
+
+    f->pool = pool;
+    f->keys = keys;
+    f->error = NULL;
+    f->warned = bit;
+    f->mtime = ngx_file_mtime(&fi);
+    f->size = ngx_file_size(&fi);
+    f->uniq = ngx_file_uniq(&fi);
+    f->generation = ++amcf->generation;
+
+    ngx_destroy_pool(temp);
+
     return;
 
 failed:
 
-    /* keys fetched before, if any, stay in use until a fetch succeeds */
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
-    src->failed = 1;
+    ngx_destroy_pool(temp);
+
+    /* a bad file is not used, also when an older version was good */
+
+    if (f->pool) {
+        ngx_destroy_pool(f->pool);
+        f->pool = NULL;
+        f->keys = NULL;
+    }
+
+    f->err = err;
+    f->error = what;
+    f->generation = ++amcf->generation;
+}
+
+
+static ngx_int_t
+ngx_http_gw_auth_read_file(ngx_str_t *name, ngx_pool_t *pool,
+    ngx_str_t *data, ngx_file_info_t *fi, ngx_err_t *err, const char **what)
+{
+    size_t    size;
+    ssize_t   n;
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        *err = ngx_errno;
+        *what = (*err == NGX_ENOENT) ? "no such file" : "cannot be opened";
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, fi) == NGX_FILE_ERROR) {
+        *err = ngx_errno;
+        *what = "cannot be read";
+        goto failed;
+    }
+
+    if (ngx_file_size(fi) > NGX_HTTP_GW_JWT_KEYS_SIZE) {
+        *what = "too large";
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(fi);
+
+    data->data = ngx_pnalloc(pool, size + 1);
+    if (data->data == NULL) {
+        *what = "out of memory";
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, data->data, size);
+
+    if (n == -1 || (size_t) n != size) {
+        *err = (n == -1) ? ngx_errno : 0;
+        *what = "cannot be read";
+        goto failed;
+    }
+
+    data->len = size;
+
+    (void) ngx_close_file(fd);
+
+    return NGX_OK;
+
+failed:
+
+    (void) ngx_close_file(fd);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_gw_auth_file_free(ngx_http_gw_auth_main_conf_t *amcf,
+    ngx_http_gw_auth_file_t *f)
+{
+    ngx_rbtree_delete(&amcf->rbtree, &f->sn.node);
+    ngx_queue_remove(&f->queue);
+    amcf->count--;
+
+    if (f->pool) {
+        ngx_destroy_pool(f->pool);
+    }
+
+    ngx_free(f);
+}
+
+
+static void
+ngx_http_gw_auth_files_cleanup(void *data)
+{
+    ngx_http_gw_auth_main_conf_t *amcf = data;
+
+    while (!ngx_queue_empty(&amcf->queue)) {
+        ngx_http_gw_auth_file_free(amcf,
+                        ngx_queue_data(ngx_queue_head(&amcf->queue),
+                                       ngx_http_gw_auth_file_t, queue));
+    }
 }
 
 
 static ngx_http_gw_auth_entry_t *
 ngx_http_gw_auth_cache_lookup(ngx_http_gw_auth_keyring_t *kr,
-    ngx_str_t *token, uint32_t hash)
+    ngx_str_t *key, uint32_t hash)
 {
     ngx_str_node_t            *sn;
     ngx_http_gw_auth_entry_t  *e;
 
-    sn = ngx_str_rbtree_lookup(&kr->rbtree, token, hash);
+    sn = ngx_str_rbtree_lookup(&kr->rbtree, key, hash);
 
     if (sn == NULL) {
         return NULL;
@@ -1492,8 +2223,7 @@ ngx_http_gw_auth_cache_lookup(ngx_http_gw_auth_keyring_t *kr,
 
 static ngx_http_gw_auth_entry_t *
 ngx_http_gw_auth_cache_insert(ngx_http_gw_auth_keyring_t *kr,
-    ngx_str_t *token, uint32_t hash, ngx_http_gw_auth_token_t *t,
-    ngx_log_t *log)
+    ngx_str_t *key, uint32_t hash, ngx_http_gw_jwt_t *t, ngx_log_t *log)
 {
     size_t                     size;
     u_char                    *p;
@@ -1501,7 +2231,7 @@ ngx_http_gw_auth_cache_insert(ngx_http_gw_auth_keyring_t *kr,
     ngx_queue_t               *q;
     ngx_http_gw_auth_entry_t  *e;
 
-    size = sizeof(ngx_http_gw_auth_entry_t) + token->len + t->payload.len;
+    size = sizeof(ngx_http_gw_auth_entry_t) + key->len + t->payload.len;
 
     e = ngx_alloc(size, log);
     if (e == NULL) {
@@ -1514,21 +2244,27 @@ ngx_http_gw_auth_cache_insert(ngx_http_gw_auth_keyring_t *kr,
 
     e->sn.node.key = hash;
     e->sn.str.data = p;
-    e->sn.str.len = token->len;
-    p = ngx_cpymem(p, token->data, token->len);
+    e->sn.str.len = key->len;
+    p = ngx_cpymem(p, key->data, key->len);
 
-    /* JSON whitespace only: control characters never reach variables */
+    /*
+     * control characters (JSON whitespace, and DEL, which JSON allows
+     * unescaped) never reach variables, as with the claim variables
+     */
 
     e->payload.data = p;
     e->payload.len = t->payload.len;
 
     for (i = 0; i < t->payload.len; i++) {
-        p[i] = (t->payload.data[i] < 0x20) ? ' ' : t->payload.data[i];
+        p[i] = (t->payload.data[i] < 0x20 || t->payload.data[i] == 0x7f)
+               ? ' ' : t->payload.data[i];
     }
 
     e->header = t->header;
+    e->outer = t->outer;
     e->claims = t->claims;
     t->header = NULL;
+    t->outer = NULL;
     t->claims = NULL;
 
     e->exp = t->exp;
@@ -1601,1391 +2337,9 @@ ngx_http_gw_auth_entry_release(ngx_http_gw_auth_entry_t *e)
     }
 
     json_decref(e->header);
+    json_decref(e->outer);
     json_decref(e->claims);
     ngx_free(e);
-}
-
-
-static ngx_int_t
-ngx_http_gw_auth_decode(u_char *dst, size_t *dlen, u_char *src, size_t len)
-{
-    size_t         i, rest;
-    u_char        *d;
-    ngx_uint_t     a, b, c, e;
-
-    static u_char  basis[] = {
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 62, 77, 77,
-        52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 77, 77, 77, 77, 77, 77,
-        77,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
-        15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 77, 77, 77, 77, 63,
-        77, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-        41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 77, 77, 77, 77, 77,
-
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77,
-        77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77, 77
-    };
-
-    /*
-     * strict base64url without padding (RFC 7515, section 2): any other
-     * character, a dangling sixth of a byte or non-zero unused bits in
-     * the last character make the input invalid, so that every byte
-     * string has exactly one encoding
-     */
-
-    if (len % 4 == 1) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (basis[src[i]] == 77) {
-            return NGX_ERROR;
-        }
-    }
-
-    d = dst;
-
-    for (i = 0; i + 4 <= len; i += 4) {
-        a = basis[src[i]];
-        b = basis[src[i + 1]];
-        c = basis[src[i + 2]];
-        e = basis[src[i + 3]];
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-        *d++ = (u_char) (b << 4 | c >> 2);
-        *d++ = (u_char) (c << 6 | e);
-    }
-
-    rest = len - i;
-
-    if (rest == 2) {
-        a = basis[src[i]];
-        b = basis[src[i + 1]];
-
-        if (b & 0x0f) {
-            return NGX_ERROR;
-        }
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-
-    } else if (rest == 3) {
-        a = basis[src[i]];
-        b = basis[src[i + 1]];
-        c = basis[src[i + 2]];
-
-        if (c & 0x03) {
-            return NGX_ERROR;
-        }
-
-        *d++ = (u_char) (a << 2 | b >> 4);
-        *d++ = (u_char) (b << 4 | c >> 2);
-    }
-
-    *dlen = d - dst;
-
-    return NGX_OK;
-}
-
-
-/*
- * Parses a JWS compact serialization: splits it, decodes the three parts
- * and the JSON header and payload.  No signature check here.  Returns
- * NGX_DECLINED with t->error set for any malformed token; the caller
- * frees t with ngx_http_gw_auth_free_token() after NGX_OK.
- */
-
-static ngx_int_t
-ngx_http_gw_auth_parse_token(ngx_str_t *token, ngx_pool_t *pool,
-    ngx_http_gw_auth_token_t *t)
-{
-    u_char        *buf, *p, *dot1, *dot2, *last;
-    size_t         len;
-    json_t        *v;
-    ngx_str_t      hdr;
-    json_error_t   jerr;
-
-    ngx_memzero(t, sizeof(ngx_http_gw_auth_token_t));
-
-    if (token->len > NGX_HTTP_GW_AUTH_TOKEN_MAX) {
-        t->error = "token too long";
-        return NGX_DECLINED;
-    }
-
-    p = token->data;
-    last = p + token->len;
-
-    dot1 = ngx_strlchr(p, last, '.');
-    dot2 = dot1 ? ngx_strlchr(dot1 + 1, last, '.') : NULL;
-
-    if (dot2 == NULL || ngx_strlchr(dot2 + 1, last, '.') != NULL) {
-        t->error = "not a JWS compact serialization";
-        return NGX_DECLINED;
-    }
-
-    if (dot1 == p || dot2 == dot1 + 1) {
-        t->error = "empty header or payload";
-        return NGX_DECLINED;
-    }
-
-    if (dot2 + 1 == last) {
-        t->error = "no signature";
-        return NGX_DECLINED;
-    }
-
-    buf = ngx_pnalloc(pool, token->len);
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    hdr.data = buf;
-
-    if (ngx_http_gw_auth_decode(hdr.data, &hdr.len, p, dot1 - p) != NGX_OK) {
-        t->error = "invalid base64url in header";
-        return NGX_DECLINED;
-    }
-
-    t->payload.data = hdr.data + hdr.len;
-
-    if (ngx_http_gw_auth_decode(t->payload.data, &t->payload.len, dot1 + 1,
-                                dot2 - dot1 - 1)
-        != NGX_OK)
-    {
-        t->error = "invalid base64url in payload";
-        return NGX_DECLINED;
-    }
-
-    t->signature.data = t->payload.data + t->payload.len;
-
-    if (ngx_http_gw_auth_decode(t->signature.data, &t->signature.len,
-                                dot2 + 1, last - dot2 - 1)
-        != NGX_OK)
-    {
-        t->error = "invalid base64url in signature";
-        return NGX_DECLINED;
-    }
-
-    t->input.data = p;
-    t->input.len = dot2 - p;
-    t->decoded = hdr.len + t->payload.len;
-
-    t->header = json_loadb((char *) hdr.data, hdr.len, JSON_REJECT_DUPLICATES,
-                           &jerr);
-
-    if (!json_is_object(t->header)) {
-        t->error = "header is not a JSON object";
-        goto invalid;
-    }
-
-    v = json_object_get(t->header, "alg");
-
-    if (!json_is_string(v)) {
-        t->error = "no alg";
-        goto invalid;
-    }
-
-    /* exact names only: "none", "None", "hs256" ... are all unknown */
-
-    t->alg = ngx_http_gw_auth_find_alg((u_char *) json_string_value(v),
-                                       json_string_length(v));
-    if (t->alg == NULL) {
-        t->error = "unsupported alg";
-        goto invalid;
-    }
-
-    /* no JWS extension is understood, so any "crit" is fatal */
-
-    if (json_object_get(t->header, "crit") != NULL) {
-        t->error = "unsupported crit";
-        goto invalid;
-    }
-
-    /*
-     * "jku", "x5u", "jwk" and "x5c" are ignored: keys are never taken
-     * from the token itself
-     */
-
-    v = json_object_get(t->header, "kid");
-
-    if (v != NULL) {
-        if (!json_is_string(v)
-            || json_string_length(v) > NGX_HTTP_GW_AUTH_KID_MAX)
-        {
-            t->error = "invalid kid";
-            goto invalid;
-        }
-
-        t->kid.data = (u_char *) json_string_value(v);
-        t->kid.len = json_string_length(v);
-    }
-
-    t->claims = json_loadb((char *) t->payload.data, t->payload.len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-
-    if (!json_is_object(t->claims)) {
-        t->error = "payload is not a JSON object";
-        goto invalid;
-    }
-
-    v = json_object_get(t->claims, "exp");
-
-    if (v != NULL) {
-        if (!json_is_number(v)) {
-            t->error = "invalid exp";
-            goto invalid;
-        }
-
-        t->exp = json_number_value(v);
-        t->has_exp = 1;
-    }
-
-    v = json_object_get(t->claims, "nbf");
-
-    if (v != NULL) {
-        if (!json_is_number(v)) {
-            t->error = "invalid nbf";
-            goto invalid;
-        }
-
-        t->nbf = json_number_value(v);
-        t->has_nbf = 1;
-    }
-
-    len = t->signature.len;
-
-    if (len == 0) {
-        t->error = "no signature";
-        goto invalid;
-    }
-
-    return NGX_OK;
-
-invalid:
-
-    ngx_http_gw_auth_free_token(t);
-
-    return NGX_DECLINED;
-}
-
-
-static void
-ngx_http_gw_auth_free_token(ngx_http_gw_auth_token_t *t)
-{
-    if (t->header) {
-        json_decref(t->header);
-        t->header = NULL;
-    }
-
-    if (t->claims) {
-        json_decref(t->claims);
-        t->claims = NULL;
-    }
-
-    /* kid pointed into the header */
-    t->kid.len = 0;
-}
-
-
-/*
- * A token naming a kid is checked with the keys of that kid only (or,
- * when no key has it, with the keys that have no kid, e.g. PEM keys);
- * a token without kid with every key.  Only keys that fit the token's
- * alg are tried.  *unknown is set when no key has the token's kid.
- */
-
-static ngx_int_t
-ngx_http_gw_auth_verify(ngx_http_gw_auth_token_t *t, ngx_array_t **sets,
-    ngx_uint_t nsets, ngx_uint_t *unknown)
-{
-    ngx_uint_t               i, j, named, tried;
-    ngx_http_gw_auth_key_t  *key;
-
-    *unknown = 0;
-    named = 0;
-
-    if (t->kid.len) {
-        for (i = 0; i < nsets; i++) {
-            key = sets[i]->elts;
-
-            for (j = 0; j < sets[i]->nelts; j++) {
-                if (key[j].kid.len == t->kid.len
-                    && ngx_memcmp(key[j].kid.data, t->kid.data, t->kid.len)
-                       == 0)
-                {
-                    named = 1;
-                }
-            }
-        }
-
-        *unknown = !named;
-    }
-
-    tried = 0;
-
-    for (i = 0; i < nsets; i++) {
-        key = sets[i]->elts;
-
-        for (j = 0; j < sets[i]->nelts; j++) {
-
-            if (named) {
-                if (key[j].kid.len != t->kid.len
-                    || ngx_memcmp(key[j].kid.data, t->kid.data, t->kid.len)
-                       != 0)
-                {
-                    continue;
-                }
-
-            } else if (t->kid.len && key[j].kid.len) {
-                continue;
-            }
-
-            if (!ngx_http_gw_auth_key_fits(t->alg, &key[j])) {
-                continue;
-            }
-
-            tried++;
-
-            if (ngx_http_gw_auth_verify_key(t->alg, &key[j], &t->input,
-                                            &t->signature)
-                == NGX_OK)
-            {
-                return NGX_OK;
-            }
-        }
-    }
-
-    t->error = tried ? "signature mismatch"
-                     : (*unknown ? "unknown kid" : "no key for alg");
-
-    return NGX_DECLINED;
-}
-
-
-/* the algorithm is bound to the key: type, curve, size and JWK "alg" */
-
-static ngx_uint_t
-ngx_http_gw_auth_key_fits(ngx_http_gw_auth_alg_t *alg,
-    ngx_http_gw_auth_key_t *key)
-{
-    if (key->alg && key->alg != alg) {
-        return 0;
-    }
-
-    if (key->kty != alg->kty) {
-        return 0;
-    }
-
-    switch (alg->family) {
-
-    case NGX_HTTP_GW_AUTH_HMAC:
-        return key->secret.len >= alg->size;
-
-    case NGX_HTTP_GW_AUTH_ECDSA:
-    case NGX_HTTP_GW_AUTH_EDDSA:
-        return key->crv == alg->crv;
-
-    default: /* PKCS1, PSS: RSA of 2048 bits or more */
-        return 1;
-    }
-}
-
-
-static ngx_int_t
-ngx_http_gw_auth_verify_key(ngx_http_gw_auth_alg_t *alg,
-    ngx_http_gw_auth_key_t *key, ngx_str_t *input, ngx_str_t *sig)
-{
-    int            ok;
-    u_char         mac[EVP_MAX_MD_SIZE], der[160];
-    size_t         len;
-    u_char        *s;
-    unsigned int   maclen;
-    EVP_MD_CTX    *mctx;
-    EVP_PKEY_CTX  *pctx;
-
-    s = sig->data;
-    len = sig->len;
-
-    switch (alg->family) {
-
-    case NGX_HTTP_GW_AUTH_HMAC:
-
-        if (HMAC(alg->md(), key->secret.data, (int) key->secret.len,
-                 input->data, input->len, mac, &maclen)
-            == NULL)
-        {
-            ERR_clear_error();
-            return NGX_ERROR;
-        }
-
-        if (maclen != len || CRYPTO_memcmp(mac, s, len) != 0) {
-            return NGX_DECLINED;
-        }
-
-        return NGX_OK;
-
-    case NGX_HTTP_GW_AUTH_ECDSA:
-
-        /* JOSE sends r || s of fixed size; OpenSSL wants DER */
-
-        if (len != 2 * alg->size) {
-            return NGX_DECLINED;
-        }
-
-        len = ngx_http_gw_auth_ecdsa_der(der, s, alg->size);
-        s = der;
-        break;
-
-    case NGX_HTTP_GW_AUTH_EDDSA:
-
-        if (len != alg->size) {
-            return NGX_DECLINED;
-        }
-
-        break;
-
-    default: /* PKCS1, PSS */
-
-        if (len != (size_t) EVP_PKEY_get_size(key->pkey)) {
-            return NGX_DECLINED;
-        }
-    }
-
-    mctx = EVP_MD_CTX_new();
-    if (mctx == NULL) {
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
-
-    ok = 0;
-    pctx = NULL;
-
-    if (EVP_DigestVerifyInit(mctx, &pctx, alg->md ? alg->md() : NULL, NULL,
-                             key->pkey)
-        != 1)
-    {
-        goto done;
-    }
-
-    if (alg->family == NGX_HTTP_GW_AUTH_PSS) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
-            || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST)
-               != 1
-            || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, alg->md()) != 1)
-        {
-            goto done;
-        }
-    }
-
-    ok = (EVP_DigestVerify(mctx, s, len, input->data, input->len) == 1);
-
-done:
-
-    EVP_MD_CTX_free(mctx);
-
-    if (!ok) {
-        ERR_clear_error();
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/* r || s, each n bytes, as a DER SEQUENCE of two INTEGERs */
-
-static size_t
-ngx_http_gw_auth_ecdsa_der(u_char *der, u_char *sig, size_t n)
-{
-    size_t   i, len[2], skip[2], pad[2], body;
-    u_char  *p, *v;
-
-    for (i = 0; i < 2; i++) {
-        v = sig + i * n;
-
-        for (skip[i] = 0; skip[i] < n - 1 && v[skip[i]] == 0; skip[i]++) {
-            /* void */
-        }
-
-        pad[i] = (v[skip[i]] & 0x80) ? 1 : 0;
-        len[i] = n - skip[i] + pad[i];
-    }
-
-    body = 2 + len[0] + 2 + len[1];
-
-    p = der;
-    *p++ = 0x30;
-
-    if (body > 127) {
-        *p++ = 0x81;
-    }
-
-    *p++ = (u_char) body;
-
-    for (i = 0; i < 2; i++) {
-        *p++ = 0x02;
-        *p++ = (u_char) len[i];
-
-        if (pad[i]) {
-            *p++ = 0;
-        }
-
-        p = ngx_cpymem(p, sig + i * n + skip[i], n - skip[i]);
-    }
-
-    return p - der;
-}
-
-
-/*
- * Parses a JWKS document, a single JWK or PEM public keys into keys[],
- * registering pool cleanups that free the OpenSSL keys.  NGX_DECLINED
- * with *err set for bad input.
- */
-
-static ngx_int_t
-ngx_http_gw_auth_parse_keys(u_char *data, size_t len, ngx_pool_t *pool,
-    ngx_array_t *keys, const char **err)
-{
-    size_t         i;
-    json_t        *root, *list, *jwk;
-    ngx_int_t      rc;
-    ngx_uint_t     n, first;
-    json_error_t   jerr;
-
-    *err = NULL;
-
-    if (len > NGX_HTTP_GW_AUTH_KEYS_SIZE) {
-        *err = "too large";
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r'
-            && data[i] != '\n')
-        {
-            break;
-        }
-    }
-
-    if (i == len) {
-        *err = "empty";
-        return NGX_DECLINED;
-    }
-
-    if (data[i] != '{') {
-        return ngx_http_gw_auth_parse_pem(data, len, pool, keys, err);
-    }
-
-    root = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (root == NULL) {
-        *err = "invalid JSON";
-        return NGX_DECLINED;
-    }
-
-    first = keys->nelts;
-    rc = NGX_OK;
-
-    list = json_object_get(root, "keys");
-
-    if (list == NULL && json_object_get(root, "kty") != NULL) {
-        /* a single JWK */
-        rc = ngx_http_gw_auth_parse_jwk(root, pool, keys, err);
-        goto done;
-    }
-
-    if (!json_is_array(list)) {
-        *err = "no \"keys\" array";
-        rc = NGX_DECLINED;
-        goto done;
-    }
-
-    n = json_array_size(list);
-
-    if (n > NGX_HTTP_GW_AUTH_KEYS_MAX) {
-        *err = "too many keys";
-        rc = NGX_DECLINED;
-        goto done;
-    }
-
-    for (i = 0; i < n; i++) {
-        jwk = json_array_get(list, i);
-
-        rc = ngx_http_gw_auth_parse_jwk(jwk, pool, keys, err);
-
-        if (rc != NGX_OK) {
-            goto done;
-        }
-    }
-
-done:
-
-    json_decref(root);
-
-    if (rc == NGX_OK && keys->nelts == first) {
-        *err = "no usable signature keys";
-        rc = NGX_DECLINED;
-    }
-
-    return rc;
-}
-
-
-/*
- * One JWK.  Keys that are not for signatures ("use", "key_ops"), of an
- * unknown "kty" or "alg" are skipped, as RFC 7517 asks; a known key that
- * is malformed is an error.
- */
-
-static ngx_int_t
-ngx_http_gw_auth_parse_jwk(json_t *jwk, ngx_pool_t *pool, ngx_array_t *keys,
-    const char **err)
-{
-    size_t                     i, n;
-    json_t                    *v, *op;
-    EVP_PKEY                  *pkey;
-    ngx_str_t                  kty, crv, x, y, rsa_e;
-    ngx_uint_t                 c, verify;
-    ngx_http_gw_auth_key_t    *key, k;
-    ngx_http_gw_auth_curve_t  *curve;
-
-    if (!json_is_object(jwk)) {
-        *err = "a key is not a JSON object";
-        return NGX_DECLINED;
-    }
-
-    ngx_memzero(&k, sizeof(ngx_http_gw_auth_key_t));
-
-    v = json_object_get(jwk, "kty");
-
-    if (!json_is_string(v)) {
-        *err = "a key has no \"kty\"";
-        return NGX_DECLINED;
-    }
-
-    kty.data = (u_char *) json_string_value(v);
-    kty.len = json_string_length(v);
-
-    v = json_object_get(jwk, "use");
-
-    if (v != NULL) {
-        if (!json_is_string(v)) {
-            *err = "invalid \"use\"";
-            return NGX_DECLINED;
-        }
-
-        if (ngx_strcmp(json_string_value(v), "sig") != 0) {
-            return NGX_OK;
-        }
-    }
-
-    v = json_object_get(jwk, "key_ops");
-
-    if (v != NULL) {
-        if (!json_is_array(v)) {
-            *err = "invalid \"key_ops\"";
-            return NGX_DECLINED;
-        }
-
-        verify = 0;
-        n = json_array_size(v);
-
-        for (i = 0; i < n; i++) {
-            op = json_array_get(v, i);
-
-            if (json_is_string(op)
-                && ngx_strcmp(json_string_value(op), "verify") == 0)
-            {
-                verify = 1;
-            }
-        }
-
-        if (!verify) {
-            return NGX_OK;
-        }
-    }
-
-    v = json_object_get(jwk, "alg");
-
-    if (v != NULL) {
-        if (!json_is_string(v)) {
-            *err = "invalid \"alg\"";
-            return NGX_DECLINED;
-        }
-
-        k.alg = ngx_http_gw_auth_find_alg((u_char *) json_string_value(v),
-                                          json_string_length(v));
-        if (k.alg == NULL) {
-            /* e.g. RSA-OAEP: not a signature key */
-            return NGX_OK;
-        }
-    }
-
-    v = json_object_get(jwk, "kid");
-
-    if (v != NULL) {
-        if (!json_is_string(v)
-            || json_string_length(v) > NGX_HTTP_GW_AUTH_KID_MAX)
-        {
-            *err = "invalid \"kid\"";
-            return NGX_DECLINED;
-        }
-
-        k.kid.len = json_string_length(v);
-        k.kid.data = ngx_pnalloc(pool, k.kid.len + 1);
-        if (k.kid.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(k.kid.data, json_string_value(v), k.kid.len + 1);
-    }
-
-    if (kty.len == 3 && ngx_strncmp(kty.data, "oct", 3) == 0) {
-        k.kty = NGX_HTTP_GW_AUTH_OCT;
-
-        if (ngx_http_gw_auth_jwk_field(jwk, "k", pool, &k.secret) != NGX_OK
-            || k.secret.len == 0)
-        {
-            *err = "invalid \"k\" of an oct key";
-            return NGX_DECLINED;
-        }
-
-        /* RFC 7518, section 3.2: a key at least as long as the hash */
-
-        if (k.secret.len < 32
-            || (k.alg && k.secret.len < k.alg->size))
-        {
-            *err = "oct key is shorter than its hash (RFC 7518, 3.2)";
-            return NGX_DECLINED;
-        }
-
-    } else if (kty.len == 3 && ngx_strncmp(kty.data, "RSA", 3) == 0) {
-        k.kty = NGX_HTTP_GW_AUTH_RSA;
-
-        if (ngx_http_gw_auth_jwk_field(jwk, "n", pool, &x) != NGX_OK
-            || ngx_http_gw_auth_jwk_field(jwk, "e", pool, &rsa_e) != NGX_OK
-            || x.len == 0 || rsa_e.len == 0 || rsa_e.len > 8)
-        {
-            *err = "invalid \"n\" or \"e\" of an RSA key";
-            return NGX_DECLINED;
-        }
-
-        pkey = ngx_http_gw_auth_rsa_key(&x, &rsa_e);
-
-        if (pkey == NULL) {
-            *err = "invalid RSA key";
-            return NGX_DECLINED;
-        }
-
-        if (ngx_http_gw_auth_add_pkey(pool, &k, pkey, err) != NGX_OK) {
-            return *err ? NGX_DECLINED : NGX_ERROR;
-        }
-
-    } else if ((kty.len == 2 && ngx_strncmp(kty.data, "EC", 2) == 0)
-               || (kty.len == 3 && ngx_strncmp(kty.data, "OKP", 3) == 0))
-    {
-        k.kty = (kty.len == 2) ? NGX_HTTP_GW_AUTH_EC : NGX_HTTP_GW_AUTH_OKP;
-
-        v = json_object_get(jwk, "crv");
-
-        if (!json_is_string(v)) {
-            *err = "no \"crv\"";
-            return NGX_DECLINED;
-        }
-
-        crv.data = (u_char *) json_string_value(v);
-        crv.len = json_string_length(v);
-
-        curve = NULL;
-
-        for (c = 0; ngx_http_gw_auth_curves[c].name.len; c++) {
-            if (ngx_http_gw_auth_curves[c].name.len == crv.len
-                && ngx_strncmp(ngx_http_gw_auth_curves[c].name.data,
-                               crv.data, crv.len) == 0)
-            {
-                curve = &ngx_http_gw_auth_curves[c];
-                break;
-            }
-        }
-
-        if (curve == NULL
-            || (k.kty == NGX_HTTP_GW_AUTH_EC) != (curve->group != NULL))
-        {
-            *err = "unsupported \"crv\"";
-            return NGX_DECLINED;
-        }
-
-        k.crv = c + 1;
-
-        if (ngx_http_gw_auth_jwk_field(jwk, "x", pool, &x) != NGX_OK
-            || x.len != curve->size)
-        {
-            *err = "invalid \"x\"";
-            return NGX_DECLINED;
-        }
-
-        if (k.kty == NGX_HTTP_GW_AUTH_EC) {
-            if (ngx_http_gw_auth_jwk_field(jwk, "y", pool, &y) != NGX_OK
-                || y.len != curve->size)
-            {
-                *err = "invalid \"y\"";
-                return NGX_DECLINED;
-            }
-
-            pkey = ngx_http_gw_auth_ec_key(curve, &x, &y);
-
-        } else {
-            pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
-                                               x.data, x.len);
-        }
-
-        if (pkey == NULL) {
-            ERR_clear_error();
-            *err = "invalid public key point";
-            return NGX_DECLINED;
-        }
-
-        if (ngx_http_gw_auth_add_pkey(pool, &k, pkey, err) != NGX_OK) {
-            return *err ? NGX_DECLINED : NGX_ERROR;
-        }
-
-    } else {
-        /* an unknown key type */
-        return NGX_OK;
-    }
-
-    if (k.alg && (k.alg->kty != k.kty || (k.alg->crv && k.alg->crv != k.crv)))
-    {
-        *err = "\"alg\" does not fit the key";
-        return NGX_DECLINED;
-    }
-
-    if (keys->nelts >= NGX_HTTP_GW_AUTH_KEYS_MAX) {
-        *err = "too many keys";
-        return NGX_DECLINED;
-    }
-
-    key = ngx_array_push(keys);
-    if (key == NULL) {
-        return NGX_ERROR;
-    }
-
-    *key = k;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_gw_auth_parse_pem(u_char *data, size_t len, ngx_pool_t *pool,
-    ngx_array_t *keys, const char **err)
-{
-    int                      type;
-    BIO                     *bio;
-    long                     n;
-    char                     group[32], *p;
-    size_t                   i, glen;
-    EVP_PKEY                *pkey;
-    ngx_uint_t               c, first;
-    ngx_http_gw_auth_key_t  *key, k;
-
-    if (len > INT_MAX) {
-        *err = "too large";
-        return NGX_DECLINED;
-    }
-
-    bio = BIO_new_mem_buf(data, (int) len);
-    if (bio == NULL) {
-        ERR_clear_error();
-        return NGX_ERROR;
-    }
-
-    first = keys->nelts;
-
-    for ( ;; ) {
-
-        /* stop when no PEM block is left */
-
-        n = BIO_get_mem_data(bio, &p);
-
-        for (i = 0; n > 0 && i + 10 < (size_t) n; i++) {
-            if (ngx_strncmp(p + i, "-----BEGIN", 10) == 0) {
-                break;
-            }
-        }
-
-        if (n <= 0 || i + 10 >= (size_t) n) {
-            break;
-        }
-
-        pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-
-        if (pkey == NULL) {
-            ERR_clear_error();
-            *err = "invalid PEM public key";
-            goto failed;
-        }
-
-        ngx_memzero(&k, sizeof(ngx_http_gw_auth_key_t));
-
-        type = EVP_PKEY_get_base_id(pkey);
-
-        switch (type) {
-
-        case EVP_PKEY_RSA:
-            k.kty = NGX_HTTP_GW_AUTH_RSA;
-            break;
-
-        case EVP_PKEY_EC:
-            k.kty = NGX_HTTP_GW_AUTH_EC;
-
-            if (EVP_PKEY_get_utf8_string_param(pkey,
-                                               OSSL_PKEY_PARAM_GROUP_NAME,
-                                               group, sizeof(group), &glen)
-                != 1)
-            {
-                ERR_clear_error();
-                glen = 0;
-            }
-
-            for (c = 0; ngx_http_gw_auth_curves[c].group; c++) {
-                if (glen == ngx_strlen(ngx_http_gw_auth_curves[c].group)
-                    && ngx_strncmp(group, ngx_http_gw_auth_curves[c].group,
-                                   glen) == 0)
-                {
-                    k.crv = c + 1;
-                    break;
-                }
-            }
-
-            if (k.crv == 0) {
-                EVP_PKEY_free(pkey);
-                *err = "unsupported EC curve";
-                goto failed;
-            }
-
-            break;
-
-        case EVP_PKEY_ED25519:
-            k.kty = NGX_HTTP_GW_AUTH_OKP;
-            k.crv = 4;
-            break;
-
-        default:
-            EVP_PKEY_free(pkey);
-            *err = "unsupported key type";
-            goto failed;
-        }
-
-        if (ngx_http_gw_auth_add_pkey(pool, &k, pkey, err) != NGX_OK) {
-            goto failed;
-        }
-
-        if (keys->nelts >= NGX_HTTP_GW_AUTH_KEYS_MAX) {
-            *err = "too many keys";
-            goto failed;
-        }
-
-        key = ngx_array_push(keys);
-        if (key == NULL) {
-            goto failed;
-        }
-
-        *key = k;
-    }
-
-    BIO_free(bio);
-
-    if (keys->nelts == first) {
-        *err = "no PEM public key";
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-
-failed:
-
-    BIO_free(bio);
-
-    return *err ? NGX_DECLINED : NGX_ERROR;
-}
-
-
-static ngx_int_t
-ngx_http_gw_auth_jwk_field(json_t *jwk, const char *name, ngx_pool_t *pool,
-    ngx_str_t *value)
-{
-    size_t   len;
-    json_t  *v;
-
-    v = json_object_get(jwk, name);
-
-    if (!json_is_string(v)) {
-        return NGX_DECLINED;
-    }
-
-    len = json_string_length(v);
-
-    if (len > NGX_HTTP_GW_AUTH_FIELD_MAX) {
-        return NGX_DECLINED;
-    }
-
-    value->data = ngx_pnalloc(pool, len + 1);
-    if (value->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_gw_auth_decode(value->data, &value->len,
-                                   (u_char *) json_string_value(v), len);
-}
-
-
-static EVP_PKEY *
-ngx_http_gw_auth_rsa_key(ngx_str_t *n, ngx_str_t *e)
-{
-    BIGNUM          *bn, *be;
-    EVP_PKEY        *pkey;
-    OSSL_PARAM      *params;
-    EVP_PKEY_CTX    *ctx;
-    OSSL_PARAM_BLD  *bld;
-
-    pkey = NULL;
-    params = NULL;
-    ctx = NULL;
-
-    bn = BN_bin2bn(n->data, (int) n->len, NULL);
-    be = BN_bin2bn(e->data, (int) e->len, NULL);
-    bld = OSSL_PARAM_BLD_new();
-
-    if (bn == NULL || be == NULL || bld == NULL) {
-        goto done;
-    }
-
-    if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1
-        || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
-    {
-        goto done;
-    }
-
-    params = OSSL_PARAM_BLD_to_param(bld);
-    if (params == NULL) {
-        goto done;
-    }
-
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-
-    if (ctx == NULL
-        || EVP_PKEY_fromdata_init(ctx) != 1
-        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
-    {
-        pkey = NULL;
-    }
-
-done:
-
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(bn);
-    BN_free(be);
-
-    if (pkey == NULL) {
-        ERR_clear_error();
-    }
-
-    return pkey;
-}
-
-
-static EVP_PKEY *
-ngx_http_gw_auth_ec_key(ngx_http_gw_auth_curve_t *curve, ngx_str_t *x,
-    ngx_str_t *y)
-{
-    u_char         point[1 + 2 * 66];
-    size_t         len;
-    EVP_PKEY      *pkey;
-    OSSL_PARAM     params[3];
-    EVP_PKEY_CTX  *ctx, *cctx;
-
-    point[0] = 0x04;
-    ngx_memcpy(point + 1, x->data, x->len);
-    ngx_memcpy(point + 1 + x->len, y->data, y->len);
-    len = 1 + x->len + y->len;
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                                 (char *) curve->group, 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                                  point, len);
-    params[2] = OSSL_PARAM_construct_end();
-
-    pkey = NULL;
-
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-
-    if (ctx == NULL
-        || EVP_PKEY_fromdata_init(ctx) != 1
-        || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
-    {
-        EVP_PKEY_CTX_free(ctx);
-        ERR_clear_error();
-        return NULL;
-    }
-
-    EVP_PKEY_CTX_free(ctx);
-
-    /* the point must be on the curve */
-
-    cctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-
-    if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
-        EVP_PKEY_CTX_free(cctx);
-        EVP_PKEY_free(pkey);
-        ERR_clear_error();
-        return NULL;
-    }
-
-    EVP_PKEY_CTX_free(cctx);
-
-    return pkey;
-}
-
-
-/* takes pkey over: freed with the pool, or here on errors */
-
-static ngx_int_t
-ngx_http_gw_auth_add_pkey(ngx_pool_t *pool, ngx_http_gw_auth_key_t *key,
-    EVP_PKEY *pkey, const char **err)
-{
-    int                  bits;
-    ngx_pool_cleanup_t  *cln;
-
-    cln = ngx_pool_cleanup_add(pool, 0);
-    if (cln == NULL) {
-        EVP_PKEY_free(pkey);
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_gw_auth_pkey_cleanup;
-    cln->data = pkey;
-
-    if (key->kty == NGX_HTTP_GW_AUTH_RSA) {
-        bits = EVP_PKEY_get_bits(pkey);
-
-        /* RFC 7518, sections 3.3 and 3.5 */
-
-        if (bits < 2048) {
-            *err = "RSA key is shorter than 2048 bits";
-            return NGX_DECLINED;
-        }
-
-        if (bits > 16384) {
-            *err = "RSA key is longer than 16384 bits";
-            return NGX_DECLINED;
-        }
-    }
-
-    key->pkey = pkey;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_gw_auth_pkey_cleanup(void *data)
-{
-    EVP_PKEY_free(data);
-}
-
-
-static ngx_http_gw_auth_alg_t *
-ngx_http_gw_auth_find_alg(u_char *name, size_t len)
-{
-    ngx_http_gw_auth_alg_t  *alg;
-
-    for (alg = ngx_http_gw_auth_algs; alg->name.len; alg++) {
-        if (alg->name.len == len
-            && ngx_strncmp(alg->name.data, name, len) == 0)
-        {
-            return alg;
-        }
-    }
-
-    return NULL;
-}
-
-
-/*
- * A JSON value as a variable: strings as they are, numbers in JSON
- * notation, true as "true", false and null as "" (so that they fail
- * gw_auth_jwt_require), arrays as their elements joined with commas,
- * objects as compact JSON.  Control characters become spaces.
- */
-
-static ngx_int_t
-ngx_http_gw_auth_json_value(ngx_pool_t *pool, json_t *j, ngx_str_t *value,
-    ngx_uint_t top)
-{
-    char       *dump;
-    size_t      i, n, len;
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t  *parts;
-
-    switch (json_typeof(j)) {
-
-    case JSON_STRING:
-        return ngx_http_gw_auth_sanitize(pool, (u_char *) json_string_value(j),
-                                         json_string_length(j), value);
-
-    case JSON_INTEGER:
-        p = ngx_pnalloc(pool, NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value->data = p;
-        value->len = ngx_sprintf(p, "%L", (int64_t) json_integer_value(j))
-                     - p;
-        return NGX_OK;
-
-    case JSON_TRUE:
-        ngx_str_set(value, "true");
-        return NGX_OK;
-
-    case JSON_FALSE:
-        if (top) {
-            ngx_str_null(value);
-
-        } else {
-            ngx_str_set(value, "false");
-        }
-
-        return NGX_OK;
-
-    case JSON_NULL:
-        ngx_str_null(value);
-        return NGX_OK;
-
-    case JSON_ARRAY:
-        if (!top) {
-            break;
-        }
-
-        n = json_array_size(j);
-
-        if (n == 0) {
-            ngx_str_null(value);
-            return NGX_OK;
-        }
-
-        parts = ngx_palloc(pool, n * sizeof(ngx_str_t));
-        if (parts == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = n - 1;
-
-        for (i = 0; i < n; i++) {
-            if (ngx_http_gw_auth_json_value(pool, json_array_get(j, i),
-                                            &parts[i], 0)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            len += parts[i].len;
-        }
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value->data = p;
-        value->len = len;
-
-        for (i = 0; i < n; i++) {
-            if (i) {
-                *p++ = ',';
-            }
-
-            p = ngx_cpymem(p, parts[i].data, parts[i].len);
-        }
-
-        return NGX_OK;
-
-    default:
-        break;
-    }
-
-    /* reals, objects, nested arrays */
-
-    dump = json_dumps(j, JSON_COMPACT|JSON_ENCODE_ANY);
-    if (dump == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_gw_auth_sanitize(pool, (u_char *) dump, ngx_strlen(dump),
-                                   value);
-
-    if (rc == NGX_OK && value->data == (u_char *) dump) {
-        p = ngx_pnalloc(pool, value->len);
-
-        if (p == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            ngx_memcpy(p, dump, value->len);
-            value->data = p;
-        }
-    }
-
-    free(dump);
-
-    return rc;
-}
-
-
-/* the data as is, or a copy where control characters are spaces */
-
-static ngx_int_t
-ngx_http_gw_auth_sanitize(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_str_t *value)
-{
-    size_t   i;
-    u_char  *p;
-
-    for (i = 0; i < len; i++) {
-        if (data[i] < 0x20 || data[i] == 0x7f) {
-            break;
-        }
-    }
-
-    if (i == len) {
-        value->data = data;
-        value->len = len;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < len; i++) {
-        p[i] = (data[i] < 0x20 || data[i] == 0x7f) ? ' ' : data[i];
-    }
-
-    value->data = p;
-    value->len = len;
-
-    return NGX_OK;
 }
 
 
@@ -3000,7 +2354,7 @@ ngx_http_gw_auth_json_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_gw_auth_json_value(r->pool, j, &value, 1) != NGX_OK) {
+    if (ngx_http_gw_jwt_value(r->pool, j, &value, 1) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -3011,6 +2365,27 @@ ngx_http_gw_auth_json_variable(ngx_http_request_t *r,
     v->data = value.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * A JOSE header member: of the token that carries the claims, then, for
+ * nested tokens, of the JWE around it (e.g. "enc").
+ */
+
+static json_t *
+ngx_http_gw_auth_header_get(ngx_http_gw_auth_entry_t *e, char *name,
+    size_t len)
+{
+    json_t  *j;
+
+    j = json_object_getn(e->header, name, len);
+
+    if (j == NULL && e->outer) {
+        j = json_object_getn(e->outer, name, len);
+    }
+
+    return j;
 }
 
 
@@ -3056,9 +2431,9 @@ ngx_http_gw_auth_header_variable(ngx_http_request_t *r,
     }
 
     return ngx_http_gw_auth_json_variable(r, v,
-                      json_object_getn(ctx->entry->header,
-                                       (char *) name->data + prefix,
-                                       name->len - prefix));
+                      ngx_http_gw_auth_header_get(ctx->entry,
+                                                  (char *) name->data + prefix,
+                                                  name->len - prefix));
 }
 
 
@@ -3080,10 +2455,19 @@ ngx_http_gw_auth_path_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    j = path->header ? ctx->entry->header : ctx->entry->claims;
     name = path->path->elts;
 
-    for (i = 0; j && i < path->path->nelts; i++) {
+    if (path->header) {
+        j = ngx_http_gw_auth_header_get(ctx->entry, (char *) name[0].data,
+                                        name[0].len);
+        i = 1;
+
+    } else {
+        j = ctx->entry->claims;
+        i = 0;
+    }
+
+    for ( /* void */ ; j && i < path->path->nelts; i++) {
         j = json_is_object(j) ? json_object_getn(j, (char *) name[i].data,
                                                  name[i].len)
                               : NULL;
@@ -3139,6 +2523,32 @@ ngx_http_gw_auth_status_variable(ngx_http_request_t *r,
 }
 
 
+static void *ngx_http_gw_auth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_gw_auth_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_gw_auth_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    ngx_rbtree_init(&amcf->rbtree, &amcf->sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&amcf->queue);
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_gw_auth_files_cleanup;
+    cln->data = amcf;
+
+    return amcf;
+}
+
+
 static void *
 ngx_http_gw_auth_create_loc_conf(ngx_conf_t *cf)
 {
@@ -3158,7 +2568,10 @@ ngx_http_gw_auth_create_loc_conf(ngx_conf_t *cf)
 
     conf->realm = NGX_CONF_UNSET_PTR;
     conf->key_cache = NGX_CONF_UNSET_MSEC;
+    conf->key_timeout = NGX_CONF_UNSET_MSEC;
     conf->leeway = NGX_CONF_UNSET;
+    conf->type = NGX_CONF_UNSET_UINT;
+    conf->strict = NGX_CONF_UNSET;
     conf->require = NGX_CONF_UNSET_PTR;
 
     return conf;
@@ -3170,6 +2583,10 @@ ngx_http_gw_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_gw_auth_loc_conf_t *prev = parent;
     ngx_http_gw_auth_loc_conf_t *conf = child;
+
+    ngx_uint_t                   i, bit;
+    ngx_http_gw_auth_kfile_t    *kf;
+    ngx_http_gw_auth_keyring_t  *kr;
 
     if (conf->realm == NGX_CONF_UNSET_PTR) {
         conf->realm = (prev->realm == NGX_CONF_UNSET_PTR) ? NULL
@@ -3184,8 +2601,50 @@ ngx_http_gw_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_msec_value(conf->key_cache, prev->key_cache, 0);
+    ngx_conf_merge_msec_value(conf->key_timeout, prev->key_timeout, 5000);
     ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 0);
+    ngx_conf_merge_uint_value(conf->type, prev->type,
+                              NGX_HTTP_GW_JWT_SIGNED);
+    ngx_conf_merge_value(conf->strict, prev->strict, 0);
     ngx_conf_merge_ptr_value(conf->require, prev->require, NULL);
+
+    kr = conf->keyring;
+
+    if (conf->realm == NULL || kr == NULL || kr->files == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * Key files are checked against the tokens they serve once the
+     * location's gw_auth_jwt_type and gw_auth_jwt_key_strict are known:
+     * unusable keys are warned about (once per keyring, type and
+     * strictness), a file without a usable key is refused.
+     */
+
+    bit = (ngx_uint_t) 1 << (conf->type * 2 + conf->strict);
+
+    if (kr->checked & bit) {
+        return NGX_CONF_OK;
+    }
+
+    kr->checked |= bit;
+
+    kf = kr->files->elts;
+
+    for (i = 0; i < kr->files->nelts; i++) {
+        if (ngx_http_gw_auth_usable(NULL, cf, kr->keys, kf[i].first,
+                                    kf[i].nelts, &kf[i].name, conf->type,
+                                    conf->strict)
+            == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key file \"%V\": "
+                               "no usable key for %V tokens",
+                               &kf[i].name,
+                               &ngx_http_gw_auth_types[conf->type]);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -3228,9 +2687,10 @@ ngx_http_gw_auth_keyring_cleanup(void *data)
 {
     ngx_http_gw_auth_keyring_t *kr = data;
 
-    ngx_uint_t                  i;
-    ngx_queue_t                *q;
-    ngx_http_gw_auth_source_t  *src;
+    ngx_uint_t                   i;
+    ngx_queue_t                 *q;
+    ngx_http_gw_auth_source_t   *src;
+    ngx_http_gw_auth_request_t  *rq;
 
     while (!ngx_queue_empty(&kr->queue)) {
         q = ngx_queue_head(&kr->queue);
@@ -3242,14 +2702,43 @@ ngx_http_gw_auth_keyring_cleanup(void *data)
         return;
     }
 
-    src = kr->sources->elts;
+    rq = kr->sources->elts;
 
     for (i = 0; i < kr->sources->nelts; i++) {
-        if (src[i].pool) {
-            ngx_destroy_pool(src[i].pool);
-            src[i].pool = NULL;
-            src[i].keys = NULL;
+        ngx_http_gw_auth_source_free(&rq[i].source);
+
+        if (rq[i].uri == NULL) {
+            continue;
         }
+
+        while (!ngx_queue_empty(&rq[i].lru)) {
+            q = ngx_queue_head(&rq[i].lru);
+            ngx_queue_remove(q);
+
+            src = ngx_queue_data(q, ngx_http_gw_auth_source_t, lru);
+            ngx_http_gw_auth_source_free(src);
+            ngx_free(src);
+        }
+    }
+}
+
+
+static void
+ngx_http_gw_auth_source_free(ngx_http_gw_auth_source_t *src)
+{
+    if (src->deadline.timer_set) {
+        ngx_del_timer(&src->deadline);
+    }
+
+    if (src->carrier) {
+        src->carrier->handler = NULL;
+        src->carrier = NULL;
+    }
+
+    if (src->pool) {
+        ngx_destroy_pool(src->pool);
+        src->pool = NULL;
+        src->keys = NULL;
     }
 }
 
@@ -3336,109 +2825,121 @@ ngx_http_gw_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_auth_loc_conf_t *alcf = conf;
 
-    u_char                      *buf;
-    size_t                       size;
-    ssize_t                      n;
-    ngx_fd_t                     fd;
-    ngx_str_t                   *value, file;
-    const char                  *err;
-    ngx_file_info_t              fi;
-    ngx_http_gw_auth_keyring_t  *kr;
+    ngx_str_t                          *value, file, data;
+    ngx_err_t                           err;
+    ngx_uint_t                          first;
+    const char                         *what;
+    ngx_file_info_t                     fi;
+    ngx_http_complex_value_t           *cv;
+    ngx_http_gw_auth_kfile_t           *kf;
+    ngx_http_gw_auth_keyring_t         *kr;
+    ngx_http_compile_complex_value_t    ccv;
 
     value = cf->args->elts;
     file = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
 
     kr = ngx_http_gw_auth_keyring(cf, alcf);
     if (kr == NULL) {
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_script_variables_count(&file)) {
+
+        /* read at run time, through the per-worker file cache */
+
+        if (kr->vfiles == NULL) {
+            kr->vfiles = ngx_array_create(cf->pool, 1,
+                                          sizeof(ngx_http_complex_value_t));
+            if (kr->vfiles == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (kr->vfiles->nelts >= NGX_HTTP_GW_AUTH_SOURCES_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "too many key files with variables, at most %d",
+                               NGX_HTTP_GW_AUTH_SOURCES_MAX);
+            return NGX_CONF_ERROR;
+        }
+
+        cv = ngx_array_push(kr->vfiles);
+        if (cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[1];
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (kr->keys == NULL) {
         kr->keys = ngx_array_create(cf->pool, 4,
-                                    sizeof(ngx_http_gw_auth_key_t));
-        if (kr->keys == NULL) {
+                                    sizeof(ngx_http_gw_jwt_key_t));
+        kr->files = ngx_array_create(cf->pool, 1,
+                                     sizeof(ngx_http_gw_auth_kfile_t));
+        if (kr->keys == NULL || kr->files == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    err = 0;
+    what = NULL;
 
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed", file.data);
+    if (ngx_http_gw_auth_read_file(&file, cf->temp_pool, &data, &fi, &err,
+                                   &what)
+        != NGX_OK)
+    {
+        if (err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, err,
+                               "key file \"%V\": %s", &file, what);
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key file \"%V\": %s", &file, what);
+        }
+
         return NGX_CONF_ERROR;
     }
 
-    buf = NULL;
-    size = 0;
-    err = NULL;
+    first = kr->keys->nelts;
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%s\" failed", file.data);
-        goto failed;
-    }
-
-    if (ngx_file_size(&fi) > NGX_HTTP_GW_AUTH_KEYS_SIZE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%s\" is too large", file.data);
-        goto failed;
-    }
-
-    size = (size_t) ngx_file_size(&fi);
-
-    buf = ngx_pnalloc(cf->temp_pool, size + 1);
-    if (buf == NULL) {
-        goto failed;
-    }
-
-    n = ngx_read_fd(fd, buf, size);
-
-    if (n == -1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_fd_n " \"%s\" failed", file.data);
-        goto failed;
-    }
-
-    if ((size_t) n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           ngx_read_fd_n " \"%s\" returned only %z bytes",
-                           file.data, n);
-        goto failed;
-    }
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
-                           ngx_close_file_n " \"%s\" failed", file.data);
-    }
-
-    switch (ngx_http_gw_auth_parse_keys(buf, size, cf->pool, kr->keys, &err))
+    switch (ngx_http_gw_jwt_parse_keys(data.data, data.len, cf->pool,
+                                       kr->keys, &what))
     {
 
     case NGX_OK:
-        return NGX_CONF_OK;
+        break;
 
     case NGX_DECLINED:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key file \"%s\": %s", file.data, err);
+                           "invalid key file \"%V\": %s", &file, what);
         return NGX_CONF_ERROR;
 
     default:
         return NGX_CONF_ERROR;
     }
 
-failed:
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
-                           ngx_close_file_n " \"%s\" failed", file.data);
+    kf = ngx_array_push(kr->files);
+    if (kf == NULL) {
+        return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_ERROR;
+    kf->name = file;
+    kf->first = first;
+    kf->nelts = kr->keys->nelts - first;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -3447,13 +2948,16 @@ ngx_http_gw_auth_key_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_auth_loc_conf_t *alcf = conf;
 
-    ngx_str_t                   *value;
-    ngx_http_gw_auth_source_t   *src;
-    ngx_http_gw_auth_keyring_t  *kr;
+    ngx_str_t                          *value;
+    ngx_http_gw_auth_request_t         *rq;
+    ngx_http_gw_auth_keyring_t         *kr;
+    ngx_http_compile_complex_value_t    ccv;
 
     value = cf->args->elts;
 
-    if (value[1].len == 0 || value[1].data[0] != '/') {
+    if (value[1].len == 0
+        || (value[1].data[0] != '/' && value[1].data[0] != '$'))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid key request uri \"%V\"", &value[1]);
         return NGX_CONF_ERROR;
@@ -3465,8 +2969,10 @@ ngx_http_gw_auth_key_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (kr->sources == NULL) {
-        kr->sources = ngx_array_create(cf->pool, 1,
-                                       sizeof(ngx_http_gw_auth_source_t));
+        /* never reallocated: the elements hold queue heads */
+        kr->sources = ngx_array_create(cf->pool,
+                                       NGX_HTTP_GW_AUTH_SOURCES_MAX,
+                                       sizeof(ngx_http_gw_auth_request_t));
         if (kr->sources == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -3479,14 +2985,38 @@ ngx_http_gw_auth_key_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    src = ngx_array_push(kr->sources);
-    if (src == NULL) {
+    rq = ngx_array_push(kr->sources);
+    if (rq == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(src, sizeof(ngx_http_gw_auth_source_t));
+    ngx_memzero(rq, sizeof(ngx_http_gw_auth_request_t));
 
-    src->uri = value[1];
+    ngx_queue_init(&rq->source.waiters);
+    ngx_queue_init(&rq->lru);
+
+    if (ngx_http_script_variables_count(&value[1]) == 0) {
+        rq->source.uri = value[1];
+        rq->source.keyring = &kr->generation;
+        return NGX_CONF_OK;
+    }
+
+    rq->uri = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (rq->uri == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = rq->uri;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    rq->source.uri = value[1];
 
     return NGX_CONF_OK;
 }

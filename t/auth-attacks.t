@@ -59,8 +59,6 @@ our @Attacks = (
     [ 'HS256 signed with the RSA modulus bytes',
       gw_token(decode_base64url(gw_jwk($K{r1})->{n}), 'HS256', \%C,
                { kid => 'r1' }), 'no key for alg' ],
-    [ 'HS512 with a 32-byte key (shorter than the hash)',
-      gw_token($K{h1}, 'HS512', \%C, { kid => 'h1' }), 'no key for alg' ],
     [ 'stripped signature', "$h.$p.", 'no signature' ],
     [ 'signature of another token', "$h.$p."
       . (split /\./, gw_token($K{r1}, 'RS256', { sub => 'bob' },
@@ -103,17 +101,19 @@ our @Attacks = (
       'header is not a JSON object' ],
     [ 'exp a string', gw_token($K{r1}, 'RS256', { sub => 'a', exp => 'never' },
                                { kid => 'r1' }), 'invalid exp' ],
-    [ 'garbage', 'abc', 'not a JWS compact serialization' ],
-    [ 'two parts', "$h.$p", 'not a JWS compact serialization' ],
+    [ 'garbage', 'abc', 'not a JWS or JWE compact serialization' ],
+    [ 'two parts', "$h.$p", 'not a JWS or JWE compact serialization' ],
     [ 'five parts (JWE)', "$h.$p.$s.$s.$s",
-      'not a JWS compact serialization' ],
+      'an encrypted token where a signed one is expected' ],
+    [ 'six parts', "$h.$p.$s.$s.$s.$s",
+      'not a JWS or JWE compact serialization' ],
     [ 'padding', "$h.$p.$s==", 'invalid base64url in signature' ],
     [ 'standard base64 alphabet', "$h.$p.+/+/", 'invalid base64url' ],
     [ 'bad character in the header', "!$h.$p.$s",
       'invalid base64url in header' ],
     [ 'non-canonical base64url', "$h.$p.$noncanon",
       'invalid base64url in signature' ],
-    [ 'trailing garbage', "$Good.", 'not a JWS compact serialization' ],
+    [ 'trailing garbage', "$Good.", 'not a JWS or JWE compact serialization' ],
 );
 
 our @Requests = map { "GET /t?t=$_->[1]" } @Attacks;
@@ -382,3 +382,46 @@ my $t = sub { "GwAuth::gw_token"->($::K{r1}, 'RS256', { sub => 'a', @_ },
  '{"error":"Unauthorized","reason":"premature"}', "ok ok\n",
  '{"error":"Unauthorized","reason":"premature"}', "ok ok\n",
  '{"error":"Unauthorized","reason":"expired"}']
+
+
+
+=== TEST 11: an HMAC key shorter than the hash: Plus takes it
+--- config
+    location /t {
+        gw_auth_jwt "api" token=$arg_t;
+        gw_auth_jwt_key_file ../html/jwks.json;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_claim_sub\n";
+    }
+--- request eval
+"GET /t?t=" . GwAuth::gw_token($::K{h1}, 'HS512', \%::C, { kid => 'h1' })
+--- response_body
+ok alice
+
+
+
+=== TEST 12: strict mode refuses it, and says why
+--- config
+    error_log logs/error.log info;
+
+    location /strict {
+        gw_auth_jwt "api" token=$arg_t;
+        gw_auth_jwt_key_file ../html/jwks.json;
+        gw_auth_jwt_key_strict on;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_claim_sub\n";
+    }
+--- request eval
+"GET /strict?t=" . GwAuth::gw_token($::K{h1}, 'HS512', \%::C, { kid => 'h1' })
+--- error_code: 401
+--- error_log eval
+qr/invalid token: oct key shorter than the hash of the alg \(RFC 7518, 3.2\), alg "HS512", kid "h1"/
+--- no_error_log
+[error]
+no key for alg

@@ -214,9 +214,9 @@ GET /t
 "Authorization: Bearer " . main::tok('k1')
 --- error_code: 500
 --- grep_error_log eval
-qr/gw_auth: (invalid keys from "[^"]+": no PEM public key|no keys available)/
+qr/gw_auth: (invalid keys from "[^"]+": no PEM key|no keys available)/
 --- grep_error_log_out eval
-["gw_auth: invalid keys from \"/_jwks\": no PEM public key\n"
+["gw_auth: invalid keys from \"/_jwks\": no PEM key\n"
  . "gw_auth: no keys available\n",
  "gw_auth: no keys available\n"]
 --- no_error_log

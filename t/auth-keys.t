@@ -106,7 +106,7 @@ __DATA__
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*open\(\) ".*nonexistent\.json" failed/
+qr/\[emerg\] .*key file ".*nonexistent\.json": no such file/
 
 
 
@@ -150,11 +150,12 @@ qr/\[emerg\] .*invalid key file ".*keys\.json": no "keys" array/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": no usable signature keys/
+[qr/\[warn\] .*key 1 of ".*keys\.json" skipped for signed tokens: its "use" is "enc"/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for signed tokens/]
 
 
 
-=== TEST 7: RSA modulus not base64url
+=== TEST 7: RSA modulus not base64url: the key is skipped, the file refused
 --- user_files eval
 ">>> keys.json\n$::Bad_n\n"
 --- config
@@ -164,11 +165,12 @@ qr/\[emerg\] .*invalid key file ".*": no usable signature keys/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": invalid "n" or "e" of an RSA key/
+[qr/\[warn\] .*key 1 of ".*keys\.json" skipped for signed tokens: invalid RSA key/,
+ qr/\[emerg\] .*invalid key file ".*keys\.json": no usable key for signed tokens/]
 
 
 
-=== TEST 8: RSA key under 2048 bits
+=== TEST 8: RSA key under 2048 bits: skipped, the file refused
 --- user_files eval
 ">>> keys.json\n$::Small_rsa\n"
 --- config
@@ -178,25 +180,39 @@ qr/\[emerg\] .*invalid key file ".*": invalid "n" or "e" of an RSA key/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": RSA key is shorter than 2048 bits/
+[qr/\[warn\] .*key 1 \(kid "s"\) of ".*" skipped for signed tokens: RSA key shorter than 2048 bits/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for signed tokens/]
 
 
 
-=== TEST 9: HMAC key shorter than its hash
+=== TEST 9: HMAC key shorter than its hash: loads with one warning (Plus does)
 --- user_files eval
 ">>> keys.json\n$::Short_oct\n"
 --- config
     location /t {
-        gw_auth_jwt "api";
+        gw_auth_jwt "api" token=$arg_t;
         gw_auth_jwt_key_file ../html/keys.json;
+        try_files /.none @ok;
     }
---- must_die
---- error_log eval
-qr/\[emerg\] .*invalid key file ".*": oct key is shorter than its hash/
+
+    location @ok {
+        return 200 "ok $gw_jwt_claim_sub\n";
+    }
+--- request eval
+"GET /t?t=" . GwAuth::gw_token(GwAuth::gw_key('o16', 'oct16'), 'HS256', \%::C, { kid => 'o' })
+--- response_body
+ok alice
+--- grep_error_log eval
+qr/key 1 \(kid "o"\) of "[^"]*" is an oct key of 16 bytes, shorter than the 32 bytes of its hash/
+--- grep_error_log_out eval
+["key 1 (kid \"o\") of \"$ENV{TEST_NGINX_SERVROOT}/conf/../html/keys.json\" is an oct key of 16 bytes, shorter than the 32 bytes of its hash\n", ""]
+--- no_error_log
+[error]
+[emerg]
 
 
 
-=== TEST 10: EC point not on the curve
+=== TEST 10: EC point not on the curve: skipped, the file refused
 --- user_files eval
 ">>> keys.json\n$::Off_curve\n"
 --- config
@@ -206,11 +222,12 @@ qr/\[emerg\] .*invalid key file ".*": oct key is shorter than its hash/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": invalid public key point/
+[qr/\[warn\] .*key 1 of ".*" skipped for signed tokens: invalid public key point/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for signed tokens/]
 
 
 
-=== TEST 11: a JWK "alg" of another key type
+=== TEST 11: a JWK "alg" of another key type: skipped, the file refused
 --- user_files eval
 ">>> keys.json\n$::Wrong_alg\n"
 --- config
@@ -220,11 +237,12 @@ qr/\[emerg\] .*invalid key file ".*": invalid public key point/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": "alg" does not fit the key/
+[qr/\[warn\] .*skipped for signed tokens: "alg" does not fit the key/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for signed tokens/]
 
 
 
-=== TEST 12: a JWK "alg" of another curve
+=== TEST 12: a JWK "alg" of another curve: skipped, the file refused
 --- user_files eval
 ">>> keys.json\n$::Wrong_crv\n"
 --- config
@@ -234,7 +252,8 @@ qr/\[emerg\] .*invalid key file ".*": "alg" does not fit the key/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*": "alg" does not fit the key/
+[qr/\[warn\] .*skipped for signed tokens: "alg" does not fit the key/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for signed tokens/]
 
 
 
@@ -252,7 +271,7 @@ qr/\[emerg\] .*invalid key file ".*keys\.pem": invalid PEM public key/
 
 
 
-=== TEST 14: a private key is not taken for a public key
+=== TEST 14: a private key is not taken for signed tokens
 --- user_files eval
 ">>> keys.pem\n$::Private"
 --- config
@@ -262,7 +281,8 @@ qr/\[emerg\] .*invalid key file ".*keys\.pem": invalid PEM public key/
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid key file ".*keys\.pem": invalid PEM public key/
+[qr/\[warn\] .*key 1 of ".*keys\.pem" skipped for signed tokens: a private key/,
+ qr/\[emerg\] .*invalid key file ".*keys\.pem": no usable key for signed tokens/]
 
 
 
@@ -366,3 +386,86 @@ invalid key request uri "jwks"
 --- must_die
 --- error_log
 "gw_auth_jwt_leeway" directive invalid value
+
+
+
+=== TEST 24: one good key among unusable ones: loads, one [warn] per skipped key
+--- user_files eval
+">>> keys.json\n" . GwAuth::gw_jwks(
+    { %{ GwAuth::gw_jwk($::K{r2}) }, kid => 'badn', n => 'not base64url!' },
+    GwAuth::gw_jwk($::K{small}, kid => 'weak'),
+    GwAuth::gw_private_jwk($::K{enc}, kid => 'priv'),
+    GwAuth::gw_jwk($::K{enc}, kid => 'encuse', use => 'enc'),
+    { kty => 'EC', kid => 'k1', crv => 'secp256k1', x => 'AA', y => 'AA' },
+    GwAuth::gw_jwk($::K{r1}, kid => 'r1'))
+. "\n"
+--- config
+    location /t {
+        gw_auth_jwt "api" token=$arg_t;
+        gw_auth_jwt_key_file ../html/keys.json;
+        try_files /.none @ok;
+    }
+
+    location @ok {
+        return 200 "ok $gw_jwt_header_kid\n";
+    }
+--- request eval
+"GET /t?t=" . main::tok('r1', 'r1')
+--- response_body
+ok r1
+--- grep_error_log eval
+qr/key \d \(kid "\w+"\) of "[^"]*" skipped for signed tokens: (invalid RSA key|RSA key shorter than 2048 bits|a private key|its "use" is "enc"|unsupported "crv")/
+--- grep_error_log_out eval
+my $f = "$ENV{TEST_NGINX_SERVROOT}/conf/../html/keys.json";
+["key 1 (kid \"badn\") of \"$f\" skipped for signed tokens: invalid RSA key
+key 2 (kid \"weak\") of \"$f\" skipped for signed tokens: RSA key shorter than 2048 bits
+key 3 (kid \"priv\") of \"$f\" skipped for signed tokens: a private key
+key 4 (kid \"encuse\") of \"$f\" skipped for signed tokens: its \"use\" is \"enc\"
+key 5 (kid \"k1\") of \"$f\" skipped for signed tokens: unsupported \"crv\"
+", ""]
+--- no_error_log
+[error]
+[emerg]
+
+
+
+=== TEST 25: gw_auth_jwt_key_strict refuses a key file of short HMAC keys
+--- user_files eval
+">>> keys.json\n$::Short_oct\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_key_file ../html/keys.json;
+        gw_auth_jwt_key_strict on;
+    }
+--- must_die
+--- error_log eval
+[qr/\[warn\] .*key 1 \(kid "o"\) of ".*keys\.json" skipped for signed tokens: oct key shorter than the hash of its alg/,
+ qr/\[emerg\] .*invalid key file ".*keys\.json": no usable key for signed tokens/]
+
+
+
+=== TEST 26: gw_auth_jwt_type: an unknown type
+--- config
+    location /t {
+        gw_auth_jwt_type jwe;
+    }
+--- must_die
+--- error_log
+invalid value "jwe" in
+
+
+
+=== TEST 27: a public key where encrypted tokens are expected
+--- user_files eval
+">>> keys.json\n" . GwAuth::gw_jwks(GwAuth::gw_jwk($::K{r1}, kid => 'r1')) . "\n"
+--- config
+    location /t {
+        gw_auth_jwt "api";
+        gw_auth_jwt_type encrypted;
+        gw_auth_jwt_key_file ../html/keys.json;
+    }
+--- must_die
+--- error_log eval
+[qr/\[warn\] .*key 1 \(kid "r1"\) of ".*" skipped for encrypted tokens: a public key/,
+ qr/\[emerg\] .*invalid key file ".*": no usable key for encrypted tokens/]

@@ -1,13 +1,19 @@
 # Copyright (C) nginx-gw authors
 package GwAuth;
 
-# Keys and tokens for the gw_auth suites, made at test time by an
-# implementation independent of the module (CryptX, Crypt::JWT).
+# Keys and tokens for the gw_auth suites, made at test time by
+# implementations independent of the module: Crypt::JWT (JWS, and JWE for
+# every alg/enc pair it has), CryptX primitives assembled here for the JWE
+# algorithms Crypt::JWT 0.034 lacks (RSA-OAEP-384, RSA-OAEP-512), and
+# Debian's python3-jwcrypto for Ed448, which CryptX lacks.
 
 use strict;
 use warnings;
 
+use Crypt::AuthEnc::GCM qw(gcm_encrypt_authenticate);
 use Crypt::JWT qw(encode_jwt);
+use Crypt::Mac::HMAC qw(hmac);
+use Crypt::Mode::CBC;
 use Crypt::PK::ECC;
 use Crypt::PK::Ed25519;
 use Crypt::PK::RSA;
@@ -18,7 +24,8 @@ use MIME::Base64 qw(encode_base64url);
 use Exporter 'import';
 
 our @EXPORT = qw(gw_key gw_jwk gw_jwks gw_pem gw_token gw_forge gw_b64
-                 gw_json gw_files);
+                 gw_json gw_files gw_private_jwk gw_jwe gw_tamper
+                 gw_ed448);
 
 my %keys;
 my $json = JSON::PP->new->canonical;
@@ -84,6 +91,111 @@ sub gw_token {
 
     return encode_jwt(payload => $claims, alg => $alg, key => $k,
                       extra_headers => $header || {});
+}
+
+# the private JWK of a key (RSA: n, e, d, p, q, dp, dq, qi), or an oct JWK
+sub gw_private_jwk {
+    my ($k, %extra) = @_;
+
+    my $jwk = ref $k ? $json->decode($k->export_key_jwk('private'))
+                     : { kty => 'oct', k => encode_base64url($k) };
+
+    return { %$jwk, %extra };
+}
+
+# an encrypted token: gw_jwe(key, alg, enc, payload, {extra header})
+# (payload: a hash of claims, or text such as a JWS for nested tokens)
+sub gw_jwe {
+    my ($k, $alg, $enc, $payload, $header) = @_;
+
+    return gw_jwe_oaep($k, $alg, $enc, $payload, $header)
+        if $alg =~ /^RSA-OAEP-(384|512)$/;
+
+    return encode_jwt(payload => $payload, alg => $alg, enc => $enc,
+                      key => $k, extra_headers => $header || {});
+}
+
+# RSA-OAEP-384 / -512 (SHA-2 for OAEP and MGF1): CryptX's RSA, AES-GCM,
+# AES-CBC and HMAC, put together as RFC 7516 5.1 and RFC 7518 5.2 say
+sub gw_jwe_oaep {
+    my ($k, $alg, $enc, $payload, $header) = @_;
+
+    my ($bits) = $alg =~ /(\d+)$/;
+    $payload = $json->encode($payload) if ref $payload;
+
+    my %size = ('A128CBC-HS256' => 32, 'A192CBC-HS384' => 48,
+                'A256CBC-HS512' => 64, A128GCM => 16, A192GCM => 24,
+                A256GCM => 32);
+    my $cek = random_bytes($size{$enc});
+    my $ek = $k->encrypt($cek, 'oaep', "SHA$bits", '');
+
+    my $h = encode_base64url($json->encode({ %{ $header || {} },
+                                             alg => $alg, enc => $enc }));
+    my ($iv, $ct, $tag);
+
+    if ($enc =~ /GCM$/) {
+        $iv = random_bytes(12);
+        ($ct, $tag) = gcm_encrypt_authenticate('AES', $cek, $iv, $h,
+                                               $payload);
+    } else {
+        my $half = length($cek) / 2;
+        my ($mac_key, $enc_key) = (substr($cek, 0, $half),
+                                   substr($cek, $half));
+        my ($hash) = $enc =~ /HS(\d+)$/;
+        $iv = random_bytes(16);
+        $ct = Crypt::Mode::CBC->new('AES', 1)->encrypt($payload, $enc_key,
+                                                       $iv);
+        my $al = pack('N2', 0, length($h) * 8);
+        $tag = substr(hmac("SHA$hash", $mac_key, $h . $iv . $ct . $al),
+                      0, $half);
+    }
+
+    return join '.', $h, map { encode_base64url($_) } $ek, $iv, $ct, $tag;
+}
+
+# flips one bit in the middle of part n (0-based) of a compact token, the
+# base64url still valid; with "cut", drops the part's last byte instead
+sub gw_tamper {
+    my ($token, $n, $cut) = @_;
+
+    my @p = split /\./, $token, -1;
+    my $b = MIME::Base64::decode_base64url($p[$n]);
+
+    if ($cut) {
+        chop $b;
+    } else {
+        my $i = int(length($b) / 2);
+        substr($b, $i, 1) = chr(ord(substr($b, $i, 1)) ^ 0x10);
+    }
+
+    $p[$n] = encode_base64url($b);
+
+    return join '.', @p;
+}
+
+# an Ed448 key and a token signed with it, by python3-jwcrypto: returns
+# (public JWK as a hash, token)
+sub gw_ed448 {
+    my ($claims, $kid) = @_;
+
+    my $c = $json->encode($claims);
+    my $py = join "\n",
+        'import sys',
+        'from jwcrypto import jwk, jwt',
+        'k = jwk.JWK.generate(kty="OKP", crv="Ed448", kid=sys.argv[2])',
+        't = jwt.JWT(header={"alg": "EdDSA", "kid": sys.argv[2]},',
+        '            claims=sys.argv[1])',
+        't.make_signed_token(k)',
+        'print(k.export_public())',
+        'print(t.serialize())';
+
+    # Debian's python3, where python3-jwcrypto is installed
+    open my $p, '-|', '/usr/bin/python3', '-c', $py, $c, $kid
+        or die "python3: $!";
+    chomp(my @out = <$p>);
+    close $p or die "python3-jwcrypto failed (is it installed?)";
+
+    return ($json->decode($out[0]), $out[1]);
 }
 
 sub gw_b64 {

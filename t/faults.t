@@ -44,10 +44,6 @@ my @known = (
     [qr/^worker-kill ratelimit-lock\|limit holds in a full zone$/,
      'gw_ratelimit: a worker killed holding the local zone lock leaves its'
      . ' node pinned; a full zone then admits new keys unlimited'],
-    [qr/^hostile-jwks \w+\|no stampede$/,
-     'gw_auth: every request fetches keys before the first key set'],
-    [qr/^hostile-jwks trickle\|answered$/,
-     'gw_auth: a key request has no overall deadline'],
     [qr/^hostile-redis unsolicited\|reconnections$/,
      'gw_ratelimit: a peer that loads the script and then answers wrongly'
      . ' gets a new connection for every batch'],

@@ -8,7 +8,10 @@
  */
 
 
-#include "../ngx_http_gw_trace_module.c"
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_gw_trace_context.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,10 +22,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                      *p, *last, *copy, id[16];
     size_t                       i;
-    ngx_str_t                    values[NGX_HTTP_GW_TRACESTATE_HEADERS];
+    ngx_str_t                    values[NGX_HTTP_GW_TC_STATE_HEADERS];
     ngx_uint_t                   n;
-    ngx_http_gw_trace_state_t    ts;
-    ngx_http_gw_trace_parent_t   tp;
+    ngx_http_gw_tc_state_t       ts;
+    ngx_http_gw_tc_parent_t      tp;
 
     if (size < 1) {
         return 0;
@@ -41,9 +44,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] % 3) {
 
     case 0:
-        if (ngx_http_gw_trace_parse_traceparent(copy, size, &tp) == NGX_OK) {
-            if (ngx_http_gw_trace_is_zero(tp.trace_id, 16)
-                || ngx_http_gw_trace_is_zero(tp.parent_id, 8))
+        if (ngx_http_gw_tc_parse_traceparent(copy, size, &tp) == NGX_OK) {
+            if (ngx_http_gw_tc_is_zero(tp.trace_id, 16)
+                || ngx_http_gw_tc_is_zero(tp.parent_id, 8))
             {
                 abort();
             }
@@ -51,8 +54,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
 
     case 1:
-        if (ngx_http_gw_trace_parse_id(copy, size, id) == NGX_OK) {
-            if (ngx_http_gw_trace_is_zero(id, 16)) {
+        if (ngx_http_gw_tc_parse_id(copy, size, id) == NGX_OK) {
+            if (ngx_http_gw_tc_is_zero(id, 16)) {
                 abort();
             }
         }
@@ -63,7 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p = copy;
         last = copy + size;
 
-        while (n < NGX_HTTP_GW_TRACESTATE_HEADERS) {
+        while (n < NGX_HTTP_GW_TC_STATE_HEADERS) {
             values[n].data = p;
 
             while (p < last && *p != '\n') {
@@ -80,9 +83,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             p++;
         }
 
-        if (ngx_http_gw_trace_parse_tracestate(values, n, &ts) == NGX_OK) {
-            if (ts.len > NGX_HTTP_GW_TRACESTATE_MAX
-                || ts.nmembers > NGX_HTTP_GW_TRACESTATE_MEMBERS)
+        if (ngx_http_gw_tc_parse_tracestate(values, n, &ts) == NGX_OK) {
+            if (ts.len > NGX_HTTP_GW_TC_STATE_MAX
+                || ts.nmembers > NGX_HTTP_GW_TC_STATE_MEMBERS)
             {
                 abort();
             }

@@ -8,6 +8,7 @@
 #   make bench                side-by-side benchmark, ratios to the bare proxy
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
+#   make w3c-trace W3C_TRACE_CONTEXT=/path   the W3C Trace Context test suite
 #   make test-valgrind        the suite with nginx under valgrind
 #   make clean
 
@@ -41,7 +42,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build w3c-trace clean
 
 all: modules
 
@@ -100,6 +101,13 @@ test-asan: deps
 	    modules
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
+
+# the W3C Trace Context test suite (w3c/trace-context, test/) through a
+# gateway with gw_trace on, Level 2; the suite is not part of this
+# repository, so not in CI
+w3c-trace: modules
+	@$(TOP)/.ci/deps w3c
+	@$(TOP)/tools/w3c-trace "$(W3C_TRACE_CONTEXT)"
 
 run: modules
 	@$(TOP)/.ci/deps build run

@@ -67,104 +67,139 @@ ngx_http_gw_tc_parse_traceparent(u_char *p, size_t len,
 
 
 /*
- * tracestate headers combined in order.  Any invalid or duplicate member
- * discards the whole list (invalid state is never propagated); empty
- * members are skipped; the first 32 members are kept; beyond 512
- * characters, members over 128 characters go first, then members from the
- * end, always whole.  The result is joined with "," and no blanks.
+ * tracestate, W3C Trace Context Level 2.  Header lines are combined in
+ * order, as one list (RFC 9110): ngx_http_gw_tc_tracestate_add() takes
+ * one line at a time, ngx_http_gw_tc_tracestate_done() ends the list.
+ *
+ * Members are trimmed of blanks; empty members are skipped and not
+ * counted.  An invalid member (key or value syntax, lengths) or more than
+ * 32 members invalidates the whole list, which is then discarded (invalid
+ * state is never propagated).  Duplicate keys are valid and kept as sent.
+ * Only the first 8192 bytes of the combined value (lines joined with ",")
+ * are parsed: a member that does not end within them is ignored, with
+ * everything after it, and the members parsed are then truncated like any
+ * other list.  Beyond 512 characters, members over 128 characters are
+ * removed first, from the end, then other members from the end, always
+ * whole.  The result is joined with "," and no blanks.
  */
 
-ngx_int_t
-ngx_http_gw_tc_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
-    ngx_http_gw_tc_state_t *ts)
+void
+ngx_http_gw_tc_tracestate_init(ngx_http_gw_tc_state_t *ts)
 {
-    u_char      *p, *last, *start, *end, *eq, *o;
-    u_char      *mkey[NGX_HTTP_GW_TC_STATE_MEMBERS];
-    size_t       raw, total;
-    size_t       klen[NGX_HTTP_GW_TC_STATE_MEMBERS];
-    size_t       mlen[NGX_HTTP_GW_TC_STATE_MEMBERS];
-    ngx_uint_t   i, j, k, m;
-    ngx_uint_t   drop[NGX_HTTP_GW_TC_STATE_MEMBERS];
-
     ts->nmembers = 0;
+    ts->raw = 0;
     ts->len = 0;
+    ts->lines = 0;
+    ts->invalid = 0;
+    ts->full = 0;
+}
 
-    raw = 0;
 
-    for (i = 0; i < n; i++) {
-        raw += values[i].len;
+void
+ngx_http_gw_tc_tracestate_add(ngx_http_gw_tc_state_t *ts, u_char *p,
+    size_t len)
+{
+    u_char  *last, *bound, *start, *end, *eq;
+    size_t   avail;
+
+    if (ts->invalid || ts->full) {
+        return;
     }
 
-    if (raw > NGX_HTTP_GW_TC_STATE_RAW_MAX) {
+    /* the "," that joins this line to the previous ones */
+
+    if (ts->lines) {
+        ts->raw++;
+    }
+
+    ts->lines = 1;
+
+    if (ts->raw >= NGX_HTTP_GW_TC_STATE_RAW_MAX) {
+        ts->full = 1;
+        return;
+    }
+
+    avail = NGX_HTTP_GW_TC_STATE_RAW_MAX - ts->raw;
+    last = p + len;
+    bound = (len > avail) ? p + avail : last;
+
+    ts->raw += len;
+
+    for ( ;; ) {
+
+        start = p;
+        end = ngx_strlchr(p, last, ',');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if (end > bound) {
+            ts->full = 1;
+            return;
+        }
+
+        p = end;
+
+        while (start < end && (*start == ' ' || *start == '\t')) {
+            start++;
+        }
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if (start < end) {
+
+            eq = ngx_strlchr(start, end, '=');
+
+            if (eq == NULL
+                || ngx_http_gw_tc_state_key(start, eq - start) != NGX_OK
+                || ngx_http_gw_tc_state_value(eq + 1, end - eq - 1)
+                   != NGX_OK
+                || ts->nmembers == NGX_HTTP_GW_TC_STATE_MEMBERS)
+            {
+                ts->invalid = 1;
+                return;
+            }
+
+            ts->member[ts->nmembers] = start;
+            ts->mlen[ts->nmembers] = end - start;
+            ts->nmembers++;
+        }
+
+        if (p == last) {
+            break;
+        }
+
+        p++;
+    }
+
+    if (len > avail) {
+        ts->full = 1;
+    }
+}
+
+
+ngx_int_t
+ngx_http_gw_tc_tracestate_done(ngx_http_gw_tc_state_t *ts)
+{
+    u_char      *o;
+    size_t       total;
+    ngx_uint_t   j, k, m, kept;
+    u_char       drop[NGX_HTTP_GW_TC_STATE_MEMBERS];
+
+    if (ts->invalid) {
+        ts->nmembers = 0;
+        ts->len = 0;
         return NGX_DECLINED;
     }
 
-    m = 0;
-
-    for (i = 0; i < n; i++) {
-
-        p = values[i].data;
-        last = p + values[i].len;
-
-        while (p <= last) {
-
-            start = p;
-            end = ngx_strlchr(p, last, ',');
-            if (end == NULL) {
-                end = last;
-            }
-
-            p = end + 1;
-
-            while (start < end && (*start == ' ' || *start == '\t')) {
-                start++;
-            }
-
-            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-                end--;
-            }
-
-            if (start == end) {
-                continue;
-            }
-
-            eq = ngx_strlchr(start, end, '=');
-            if (eq == NULL) {
-                return NGX_DECLINED;
-            }
-
-            if (ngx_http_gw_tc_state_key(start, eq - start) != NGX_OK
-                || ngx_http_gw_tc_state_value(eq + 1, end - eq - 1)
-                   != NGX_OK)
-            {
-                return NGX_DECLINED;
-            }
-
-            if (m == NGX_HTTP_GW_TC_STATE_MEMBERS) {
-                /* capped: whole members beyond the 32nd are dropped */
-                continue;
-            }
-
-            for (j = 0; j < m; j++) {
-                if (klen[j] == (size_t) (eq - start)
-                    && ngx_strncmp(mkey[j], start, klen[j]) == 0)
-                {
-                    return NGX_DECLINED;
-                }
-            }
-
-            mkey[m] = start;
-            klen[m] = eq - start;
-            mlen[m] = end - start;
-            drop[m] = 0;
-            m++;
-        }
-    }
-
+    m = ts->nmembers;
     total = 0;
 
     for (j = 0; j < m; j++) {
-        total += mlen[j] + (j ? 1 : 0);
+        total += ts->mlen[j] + (j ? 1 : 0);
+        drop[j] = 0;
     }
 
     /* first pass drops large members from the end, second pass any */
@@ -174,17 +209,18 @@ ngx_http_gw_tc_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
         for (j = m; j-- > 0 && total > NGX_HTTP_GW_TC_STATE_MAX; /* void */)
         {
             if (drop[j]
-                || (k == 0 && mlen[j] <= NGX_HTTP_GW_TC_STATE_LARGE))
+                || (k == 0 && ts->mlen[j] <= NGX_HTTP_GW_TC_STATE_LARGE))
             {
                 continue;
             }
 
             drop[j] = 1;
-            total -= mlen[j] + 1;
+            total -= ts->mlen[j] + 1;
         }
     }
 
     o = ts->data;
+    kept = 0;
 
     for (j = 0; j < m; j++) {
         if (drop[j]) {
@@ -195,10 +231,11 @@ ngx_http_gw_tc_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
             *o++ = ',';
         }
 
-        o = ngx_cpymem(o, mkey[j], mlen[j]);
-        ts->nmembers++;
+        o = ngx_cpymem(o, ts->member[j], ts->mlen[j]);
+        kept++;
     }
 
+    ts->nmembers = kept;
     ts->len = o - ts->data;
 
     return NGX_OK;
@@ -206,59 +243,33 @@ ngx_http_gw_tc_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
 
 
 /*
- * key = simple-key / multi-tenant-key
- * simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
- * multi-tenant-key = tenant-id "@" system-id
- * tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-" / ... )
- * system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
+ * key = ( lcalpha / DIGIT ) 0*255( keychar )
+ * keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
  */
 
 static ngx_int_t
 ngx_http_gw_tc_state_key(u_char *p, size_t len)
 {
-    u_char  c, *at;
+    u_char  c;
     size_t  i;
 
     if (len == 0 || len > 256) {
         return NGX_DECLINED;
     }
 
-    at = NULL;
-
     for (i = 0; i < len; i++) {
         c = p[i];
 
-        if (c == '@') {
-            if (at != NULL) {
-                return NGX_DECLINED;
-            }
-
-            at = &p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
             continue;
         }
 
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-            || c == '_' || c == '-' || c == '*' || c == '/')
+        if (i > 0
+            && (c == '_' || c == '-' || c == '*' || c == '/' || c == '@'))
         {
             continue;
         }
 
-        return NGX_DECLINED;
-    }
-
-    if (at == NULL) {
-        return (p[0] >= 'a' && p[0] <= 'z') ? NGX_OK : NGX_DECLINED;
-    }
-
-    /* tenant-id 1..241 characters, system-id 1..14 starting with a letter */
-
-    if (at == p || at - p > 241) {
-        return NGX_DECLINED;
-    }
-
-    len -= at - p + 1;
-
-    if (len == 0 || len > 14 || at[1] < 'a' || at[1] > 'z') {
         return NGX_DECLINED;
     }
 

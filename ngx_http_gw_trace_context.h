@@ -32,9 +32,8 @@
 /* propagated tracestate size, and the member size removed first beyond it */
 #define NGX_HTTP_GW_TC_STATE_MAX        512
 #define NGX_HTTP_GW_TC_STATE_LARGE      128
-/* incoming tracestate beyond this (all headers together) is discarded */
+/* incoming tracestate parsed (all lines together), the rest is ignored */
 #define NGX_HTTP_GW_TC_STATE_RAW_MAX    8192
-#define NGX_HTTP_GW_TC_STATE_HEADERS    32
 
 
 typedef struct {
@@ -44,17 +43,31 @@ typedef struct {
 } ngx_http_gw_tc_parent_t;
 
 
+/*
+ * A tracestate list being read: the members point into the header lines,
+ * which must outlive ngx_http_gw_tc_tracestate_done(); the result, in
+ * data/len (len 0: nothing to propagate), is a copy.
+ */
+
 typedef struct {
+    u_char                     *member[NGX_HTTP_GW_TC_STATE_MEMBERS];
+    size_t                      mlen[NGX_HTTP_GW_TC_STATE_MEMBERS];
     ngx_uint_t                  nmembers;
+    size_t                      raw;
     size_t                      len;
+    unsigned                    lines:1;
+    unsigned                    invalid:1;
+    unsigned                    full:1;
     u_char                      data[NGX_HTTP_GW_TC_STATE_MAX];
 } ngx_http_gw_tc_state_t;
 
 
 ngx_int_t ngx_http_gw_tc_parse_traceparent(u_char *p, size_t len,
     ngx_http_gw_tc_parent_t *tp);
-ngx_int_t ngx_http_gw_tc_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
-    ngx_http_gw_tc_state_t *ts);
+void ngx_http_gw_tc_tracestate_init(ngx_http_gw_tc_state_t *ts);
+void ngx_http_gw_tc_tracestate_add(ngx_http_gw_tc_state_t *ts, u_char *p,
+    size_t len);
+ngx_int_t ngx_http_gw_tc_tracestate_done(ngx_http_gw_tc_state_t *ts);
 ngx_int_t ngx_http_gw_tc_parse_id(u_char *p, size_t len, u_char *id);
 ngx_int_t ngx_http_gw_tc_hex(u_char *p, size_t n, u_char *bin);
 ngx_uint_t ngx_http_gw_tc_is_zero(u_char *p, size_t len);

@@ -21,7 +21,7 @@
  *   Incoming ids are parsed by functions that take bytes only (no request),
  *   in ngx_http_gw_trace_context.c, so a fuzzer can call them:
  *     ngx_http_gw_tc_parse_traceparent()   traceparent -> ids and flags
- *     ngx_http_gw_tc_parse_tracestate()    tracestate headers -> list
+ *     ngx_http_gw_tc_tracestate_*()        tracestate lines -> list
  *     ngx_http_gw_tc_parse_id()            X-Trace-ID -> 128-bit id
  *
  *   Propagation: in the rewrite phase of the main request the module writes
@@ -108,7 +108,7 @@ static ngx_int_t ngx_http_gw_trace_sampled(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf);
 static ngx_uint_t ngx_http_gw_trace_scan(ngx_http_request_t *r,
     ngx_http_gw_trace_ctx_t *ctx, ngx_http_gw_trace_found_t *found,
-    ngx_str_t *states);
+    ngx_http_gw_tc_state_t *ts);
 static ngx_uint_t ngx_http_gw_trace_header_type(ngx_table_elt_t *h,
     ngx_http_gw_trace_ctx_t *ctx);
 static ngx_int_t ngx_http_gw_trace_apply(ngx_http_request_t *r,
@@ -419,7 +419,6 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf)
 {
     u_char                       *p, id[16], rnd[24];
-    ngx_str_t                     values[NGX_HTTP_GW_TC_STATE_HEADERS];
     ngx_int_t                     sampled;
     ngx_uint_t                    nstate, extract, id_valid, tp_valid;
     ngx_pool_cleanup_t           *cln;
@@ -450,7 +449,7 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     ngx_memzero(found, sizeof(found));
 
     if (extract) {
-        (void) ngx_http_gw_trace_scan(r, ctx, found, values);
+        (void) ngx_http_gw_trace_scan(r, ctx, found, NULL);
     }
 
     xid = found[NGX_HTTP_GW_TRACE_H_ID];
@@ -512,9 +511,15 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
             ctx->trace_id.len = 32;
         }
 
-        if (nstate > 0 && nstate <= NGX_HTTP_GW_TC_STATE_HEADERS
-            && ngx_http_gw_tc_parse_tracestate(values, nstate, &ts)
-               == NGX_OK
+        /* tracestate is read only with a valid traceparent */
+
+        if (nstate > 0) {
+            ngx_http_gw_tc_tracestate_init(&ts);
+            (void) ngx_http_gw_trace_scan(r, ctx, found, &ts);
+        }
+
+        if (nstate > 0
+            && ngx_http_gw_tc_tracestate_done(&ts) == NGX_OK
             && ts.len > 0)
         {
             p = ngx_pnalloc(r->pool, ts.len);
@@ -611,14 +616,15 @@ ngx_http_gw_trace_sampled(ngx_http_request_t *r,
 
 /*
  * One pass over the request headers: the first element and the count of
- * each trace header, the tracestate values (up to 32 of them) and the
- * number of headers.  A request that failed before its headers were
- * parsed (a 400 on the request line) has an empty list.
+ * each trace header, and the number of headers; or, with "ts", the
+ * tracestate lines given to the tracestate parser, in order.  A request
+ * that failed before its headers were parsed (a 400 on the request line)
+ * has an empty list.
  */
 
 static ngx_uint_t
 ngx_http_gw_trace_scan(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx,
-    ngx_http_gw_trace_found_t *found, ngx_str_t *states)
+    ngx_http_gw_trace_found_t *found, ngx_http_gw_tc_state_t *ts)
 {
     ngx_uint_t        i, n, type;
     ngx_list_part_t  *part;
@@ -648,10 +654,13 @@ ngx_http_gw_trace_scan(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx,
             continue;
         }
 
-        if (type == NGX_HTTP_GW_TRACE_H_STATE && states
-            && found[type].count < NGX_HTTP_GW_TC_STATE_HEADERS)
-        {
-            states[found[type].count] = h[i].value;
+        if (ts != NULL) {
+            if (type == NGX_HTTP_GW_TRACE_H_STATE) {
+                ngx_http_gw_tc_tracestate_add(ts, h[i].value.data,
+                                              h[i].value.len);
+            }
+
+            continue;
         }
 
         if (found[type].first == NULL) {

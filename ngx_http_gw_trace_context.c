@@ -9,6 +9,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include <openssl/evp.h>
+
 #include "ngx_http_gw_trace_context.h"
 
 
@@ -301,18 +303,18 @@ ngx_http_gw_tc_state_value(u_char *p, size_t len)
 /*
  * The plain trace id: surrounding blanks ignored, then 1..128 characters
  * of [A-Za-z0-9._-].  A UUID (8-4-4-4-12 hex digits) or 32 hex digits, in
- * either case, is the W3C trace-id itself; any other id maps onto one
- * deterministically (two 64-bit FNV-1a hashes, then mixed), so every
- * gateway that sees the same id names the same trace.  All-zero ids are
- * invalid, as in traceparent.
+ * either case, is the W3C trace-id itself; any other id maps onto the
+ * first 16 bytes of the SHA-256 digest of its characters, so every hop
+ * that sees the same id names the same trace (README: "the plain id
+ * mapping").  All-zero ids are invalid, as in traceparent.
  */
 
 ngx_int_t
 ngx_http_gw_tc_parse_id(u_char *p, size_t len, u_char *id)
 {
-    u_char    c, hex[32];
-    size_t    i, n;
-    uint64_t  h1, h2;
+    u_char        c, hex[32], md[EVP_MAX_MD_SIZE];
+    size_t        i, n;
+    unsigned int  mdlen;
 
     ngx_http_gw_tc_trim(&p, &len);
 
@@ -353,36 +355,15 @@ ngx_http_gw_tc_parse_id(u_char *p, size_t len, u_char *id)
         return ngx_http_gw_tc_is_zero(id, 16) ? NGX_DECLINED : NGX_OK;
     }
 
-    h1 = 0xcbf29ce484222325ULL;
-    h2 = 0x84222325cbf29ce4ULL;
-
-    for (i = 0; i < len; i++) {
-        h1 = (h1 ^ p[i]) * 0x100000001b3ULL;
-        h2 = (h2 ^ p[len - 1 - i]) * 0x100000001b3ULL;
+    if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+        return NGX_ERROR;
     }
 
-    /* the splitmix64 finalizer spreads the FNV state over all bits */
+    ngx_memcpy(id, md, 16);
 
-    for (i = 0; i < 2; i++) {
-        h1 ^= h1 >> 30;
-        h1 *= 0xbf58476d1ce4e5b9ULL;
-        h1 ^= h1 >> 27;
-        h1 *= 0x94d049bb133111ebULL;
-        h1 ^= h1 >> 31;
-        h1 += h2;
-        h2 ^= h1;
-    }
+    /* a digest of 16 zero bytes is as invalid as an all-zero id */
 
-    for (i = 0; i < 8; i++) {
-        id[i] = (u_char) (h1 >> (56 - 8 * i));
-        id[8 + i] = (u_char) (h2 >> (56 - 8 * i));
-    }
-
-    if (ngx_http_gw_tc_is_zero(id, 16)) {
-        id[15] = 1;
-    }
-
-    return NGX_OK;
+    return ngx_http_gw_tc_is_zero(id, 16) ? NGX_DECLINED : NGX_OK;
 }
 
 

@@ -214,6 +214,7 @@ ngx_module_t  ngx_http_gw_trace_module = {
 
 enum {
     NGX_HTTP_GW_TRACE_VAR_ID = 0,
+    NGX_HTTP_GW_TRACE_VAR_W3C_ID,
     NGX_HTTP_GW_TRACE_VAR_SPAN,
     NGX_HTTP_GW_TRACE_VAR_PARENT,
     NGX_HTTP_GW_TRACE_VAR_TRACEPARENT,
@@ -226,6 +227,9 @@ static ngx_http_variable_t  ngx_http_gw_trace_vars[] = {
 
     { ngx_string("gw_trace_id"), NULL, ngx_http_gw_trace_variable,
       NGX_HTTP_GW_TRACE_VAR_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("gw_w3c_trace_id"), NULL, ngx_http_gw_trace_variable,
+      NGX_HTTP_GW_TRACE_VAR_W3C_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("gw_span_id"), NULL, ngx_http_gw_trace_variable,
       NGX_HTTP_GW_TRACE_VAR_SPAN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -460,13 +464,13 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
 
     tp_valid = (tp.count == 1
                 && ngx_http_gw_tc_parse_traceparent(tp.first->value.data,
-                                                       tp.first->value.len,
-                                                       &parent)
+                                                    tp.first->value.len,
+                                                    &parent)
                    == NGX_OK);
 
     id_valid = (xid.count == 1
                 && ngx_http_gw_tc_parse_id(xid.first->value.data,
-                                              xid.first->value.len, id)
+                                           xid.first->value.len, id)
                    == NGX_OK);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -899,6 +903,11 @@ ngx_http_gw_trace_variable(ngx_http_request_t *r,
     case NGX_HTTP_GW_TRACE_VAR_ID:
         v->data = ctx->trace_id.data;
         v->len = ctx->trace_id.len;
+        break;
+
+    case NGX_HTTP_GW_TRACE_VAR_W3C_ID:
+        v->data = ctx->trace_hex;
+        v->len = 32;
         break;
 
     case NGX_HTTP_GW_TRACE_VAR_SPAN:

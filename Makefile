@@ -142,6 +142,7 @@ FUZZ_LDFLAGS_fuzz_metrics := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_trace := ngx_http_gw_trace_context.c
+FUZZ_UNITS_fuzz_otlp := ngx_http_gw_otlp.c
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \

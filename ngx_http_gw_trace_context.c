@@ -367,6 +367,41 @@ ngx_http_gw_tc_parse_id(u_char *p, size_t len, u_char *id)
 }
 
 
+/*
+ * Sampling a share of new traces, the same decision on every hop: a trace
+ * is sampled when its last 7 bytes, a big-endian number R (the random part
+ * of a W3C Level 2 trace-id), are below the threshold
+ * floor(ratio * 2^56 / 10000), "ratio" in hundredths of a percent.
+ */
+
+uint64_t
+ngx_http_gw_tc_ratio_threshold(ngx_uint_t ratio)
+{
+    uint64_t  q, r;
+
+    q = ((uint64_t) 1 << 56) / 10000;
+    r = ((uint64_t) 1 << 56) % 10000;
+
+    return q * ratio + r * ratio / 10000;
+}
+
+
+ngx_uint_t
+ngx_http_gw_tc_ratio_sampled(u_char *trace_id, uint64_t threshold)
+{
+    uint64_t    v;
+    ngx_uint_t  i;
+
+    v = 0;
+
+    for (i = 9; i < 16; i++) {
+        v = v << 8 | trace_id[i];
+    }
+
+    return v < threshold;
+}
+
+
 /* n bytes from 2n lowercase hex digits */
 
 ngx_int_t

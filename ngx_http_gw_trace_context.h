@@ -69,6 +69,8 @@ void ngx_http_gw_tc_tracestate_add(ngx_http_gw_tc_state_t *ts, u_char *p,
     size_t len);
 ngx_int_t ngx_http_gw_tc_tracestate_done(ngx_http_gw_tc_state_t *ts);
 ngx_int_t ngx_http_gw_tc_parse_id(u_char *p, size_t len, u_char *id);
+uint64_t ngx_http_gw_tc_ratio_threshold(ngx_uint_t ratio);
+ngx_uint_t ngx_http_gw_tc_ratio_sampled(u_char *trace_id, uint64_t threshold);
 ngx_int_t ngx_http_gw_tc_hex(u_char *p, size_t n, u_char *bin);
 ngx_uint_t ngx_http_gw_tc_is_zero(u_char *p, size_t len);
 void ngx_http_gw_tc_trim(u_char **p, size_t *len);

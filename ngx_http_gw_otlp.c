@@ -29,8 +29,9 @@ static u_char *ngx_http_gw_otlp_fixed(u_char *p, uint64_t v, ngx_uint_t n);
 static size_t ngx_http_gw_otlp_field_size(size_t len);
 static u_char *ngx_http_gw_otlp_bytes(u_char *p, ngx_uint_t field,
     u_char *data, size_t len);
+static size_t ngx_http_gw_otlp_scan(ngx_str_t *s, ngx_uint_t *clean);
 static u_char *ngx_http_gw_otlp_string(u_char *p, ngx_uint_t field,
-    ngx_str_t *s);
+    ngx_str_t *s, size_t len, ngx_uint_t clean);
 static size_t ngx_http_gw_otlp_kv_size(ngx_http_gw_otlp_attr_t *a);
 static size_t ngx_http_gw_otlp_any_size(ngx_http_gw_otlp_attr_t *a);
 static u_char *ngx_http_gw_otlp_kv_write(u_char *p, ngx_uint_t field,
@@ -97,16 +98,68 @@ ngx_http_gw_otlp_bytes(u_char *p, ngx_uint_t field, u_char *data, size_t len)
 }
 
 
+/*
+ * The length written for s (as ngx_http_gw_otlp_utf8_len()), and whether
+ * those bytes are valid UTF-8 already, to be copied as they are.
+ */
+
+static size_t
+ngx_http_gw_otlp_scan(ngx_str_t *s, ngx_uint_t *clean)
+{
+    u_char      *p, *last;
+    size_t       n, len;
+    ngx_uint_t   bad;
+
+    p = s->data;
+    last = s->data + s->len;
+    len = 0;
+
+    *clean = 1;
+
+    while (p < last) {
+        bad = 0;
+
+        if (*p < 0x80) {
+            n = 1;
+
+        } else {
+            n = ngx_http_gw_otlp_utf8_seq(p, last);
+
+            if (n == 0) {
+                n = 1;
+                bad = 1;
+            }
+        }
+
+        if (len + n > NGX_HTTP_GW_OTLP_STR_MAX) {
+            break;
+        }
+
+        if (bad) {
+            *clean = 0;
+        }
+
+        len += n;
+        p += n;
+    }
+
+    return len;
+}
+
+
 static u_char *
-ngx_http_gw_otlp_string(u_char *p, ngx_uint_t field, ngx_str_t *s)
+ngx_http_gw_otlp_string(u_char *p, ngx_uint_t field, ngx_str_t *s,
+    size_t len, ngx_uint_t clean)
 {
     u_char  *src, *last, *end;
-    size_t   n, len;
-
-    len = ngx_http_gw_otlp_utf8_len(s, NGX_HTTP_GW_OTLP_STR_MAX);
+    size_t   n;
 
     *p++ = ngx_http_gw_otlp_tag(field, NGX_HTTP_GW_OTLP_LEN);
     p = ngx_http_gw_otlp_varint(p, len);
+
+    if (clean) {
+        return ngx_cpymem(p, s->data, len);
+    }
 
     /* the walk of ngx_http_gw_otlp_utf8_len(), copying */
 
@@ -134,25 +187,35 @@ ngx_http_gw_otlp_string(u_char *p, ngx_uint_t field, ngx_str_t *s)
 static size_t
 ngx_http_gw_otlp_any_size(ngx_http_gw_otlp_attr_t *a)
 {
+    ngx_uint_t  clean;
+
     /* AnyValue { string_value = 1; int_value = 3; } */
 
     if (a->type == NGX_HTTP_GW_OTLP_INT) {
         return 1 + ngx_http_gw_otlp_varint_size((uint64_t) a->num);
     }
 
-    return ngx_http_gw_otlp_field_size(
-               ngx_http_gw_otlp_utf8_len(&a->str, NGX_HTTP_GW_OTLP_STR_MAX));
+    a->str_len = ngx_http_gw_otlp_scan(&a->str, &clean);
+    a->str_clean = clean;
+
+    return ngx_http_gw_otlp_field_size(a->str_len);
 }
 
 
 static size_t
 ngx_http_gw_otlp_kv_size(ngx_http_gw_otlp_attr_t *a)
 {
+    ngx_uint_t  clean;
+
     /* KeyValue { key = 1; value = 2; } */
 
-    return ngx_http_gw_otlp_field_size(
-               ngx_http_gw_otlp_utf8_len(&a->key, NGX_HTTP_GW_OTLP_STR_MAX))
-           + ngx_http_gw_otlp_field_size(ngx_http_gw_otlp_any_size(a));
+    a->key_len = ngx_http_gw_otlp_scan(&a->key, &clean);
+    a->key_clean = clean;
+
+    a->size = ngx_http_gw_otlp_field_size(a->key_len)
+              + ngx_http_gw_otlp_field_size(ngx_http_gw_otlp_any_size(a));
+
+    return a->size;
 }
 
 
@@ -161,19 +224,22 @@ ngx_http_gw_otlp_kv_write(u_char *p, ngx_uint_t field,
     ngx_http_gw_otlp_attr_t *a)
 {
     *p++ = ngx_http_gw_otlp_tag(field, NGX_HTTP_GW_OTLP_LEN);
-    p = ngx_http_gw_otlp_varint(p, ngx_http_gw_otlp_kv_size(a));
+    p = ngx_http_gw_otlp_varint(p, a->size);
 
-    p = ngx_http_gw_otlp_string(p, 1, &a->key);
+    p = ngx_http_gw_otlp_string(p, 1, &a->key, a->key_len, a->key_clean);
 
     *p++ = ngx_http_gw_otlp_tag(2, NGX_HTTP_GW_OTLP_LEN);
-    p = ngx_http_gw_otlp_varint(p, ngx_http_gw_otlp_any_size(a));
 
     if (a->type == NGX_HTTP_GW_OTLP_INT) {
+        p = ngx_http_gw_otlp_varint(p, 1 + ngx_http_gw_otlp_varint_size(
+                                                        (uint64_t) a->num));
         *p++ = ngx_http_gw_otlp_tag(3, NGX_HTTP_GW_OTLP_VARINT);
         return ngx_http_gw_otlp_varint(p, (uint64_t) a->num);
     }
 
-    return ngx_http_gw_otlp_string(p, 1, &a->str);
+    p = ngx_http_gw_otlp_varint(p, ngx_http_gw_otlp_field_size(a->str_len));
+
+    return ngx_http_gw_otlp_string(p, 1, &a->str, a->str_len, a->str_clean);
 }
 
 
@@ -189,23 +255,23 @@ static size_t
 ngx_http_gw_otlp_span_body_size(ngx_http_gw_otlp_span_t *span)
 {
     size_t      size;
-    ngx_uint_t  i;
+    ngx_uint_t  i, clean;
 
     size = ngx_http_gw_otlp_field_size(16) + ngx_http_gw_otlp_field_size(8);
 
     if (span->trace_state.len) {
-        size += ngx_http_gw_otlp_field_size(
-                    ngx_http_gw_otlp_utf8_len(&span->trace_state,
-                                              NGX_HTTP_GW_OTLP_STR_MAX));
+        span->state_len = ngx_http_gw_otlp_scan(&span->trace_state, &clean);
+        span->state_clean = clean;
+        size += ngx_http_gw_otlp_field_size(span->state_len);
     }
 
     if (span->has_parent) {
         size += ngx_http_gw_otlp_field_size(8);
     }
 
-    size += ngx_http_gw_otlp_field_size(
-                ngx_http_gw_otlp_utf8_len(&span->name,
-                                          NGX_HTTP_GW_OTLP_STR_MAX));
+    span->name_len = ngx_http_gw_otlp_scan(&span->name, &clean);
+    span->name_clean = clean;
+    size += ngx_http_gw_otlp_field_size(span->name_len);
 
     size += 1 + ngx_http_gw_otlp_varint_size(span->kind);
     size += 2 * (1 + 8);
@@ -231,7 +297,9 @@ ngx_http_gw_otlp_span_body_size(ngx_http_gw_otlp_span_t *span)
 size_t
 ngx_http_gw_otlp_span_size(ngx_http_gw_otlp_span_t *span)
 {
-    return ngx_http_gw_otlp_field_size(ngx_http_gw_otlp_span_body_size(span));
+    span->body = ngx_http_gw_otlp_span_body_size(span);
+
+    return ngx_http_gw_otlp_field_size(span->body);
 }
 
 
@@ -243,20 +311,22 @@ ngx_http_gw_otlp_span_write(u_char *p, ngx_http_gw_otlp_span_t *span)
     /* ScopeSpans.spans = 2 */
 
     *p++ = ngx_http_gw_otlp_tag(2, NGX_HTTP_GW_OTLP_LEN);
-    p = ngx_http_gw_otlp_varint(p, ngx_http_gw_otlp_span_body_size(span));
+    p = ngx_http_gw_otlp_varint(p, span->body);
 
     p = ngx_http_gw_otlp_bytes(p, 1, span->trace_id, 16);
     p = ngx_http_gw_otlp_bytes(p, 2, span->span_id, 8);
 
     if (span->trace_state.len) {
-        p = ngx_http_gw_otlp_string(p, 3, &span->trace_state);
+        p = ngx_http_gw_otlp_string(p, 3, &span->trace_state, span->state_len,
+                                    span->state_clean);
     }
 
     if (span->has_parent) {
         p = ngx_http_gw_otlp_bytes(p, 4, span->parent_id, 8);
     }
 
-    p = ngx_http_gw_otlp_string(p, 5, &span->name);
+    p = ngx_http_gw_otlp_string(p, 5, &span->name, span->name_len,
+                                span->name_clean);
 
     *p++ = ngx_http_gw_otlp_tag(6, NGX_HTTP_GW_OTLP_VARINT);
     p = ngx_http_gw_otlp_varint(p, span->kind);
@@ -325,19 +395,26 @@ ngx_http_gw_otlp_resource_write(u_char *p, ngx_http_gw_otlp_attr_t *attrs,
 size_t
 ngx_http_gw_otlp_scope_size(ngx_str_t *name, ngx_str_t *version)
 {
-    return ngx_http_gw_otlp_field_size(
-               ngx_http_gw_otlp_utf8_len(name, NGX_HTTP_GW_OTLP_STR_MAX))
-           + ngx_http_gw_otlp_field_size(
-               ngx_http_gw_otlp_utf8_len(version, NGX_HTTP_GW_OTLP_STR_MAX));
+    ngx_uint_t  clean;
+
+    return ngx_http_gw_otlp_field_size(ngx_http_gw_otlp_scan(name, &clean))
+           + ngx_http_gw_otlp_field_size(ngx_http_gw_otlp_scan(version,
+                                                                &clean));
 }
 
 
 u_char *
 ngx_http_gw_otlp_scope_write(u_char *p, ngx_str_t *name, ngx_str_t *version)
 {
-    p = ngx_http_gw_otlp_string(p, 1, name);
+    size_t      len;
+    ngx_uint_t  clean;
 
-    return ngx_http_gw_otlp_string(p, 2, version);
+    len = ngx_http_gw_otlp_scan(name, &clean);
+    p = ngx_http_gw_otlp_string(p, 1, name, len, clean);
+
+    len = ngx_http_gw_otlp_scan(version, &clean);
+
+    return ngx_http_gw_otlp_string(p, 2, version, len, clean);
 }
 
 

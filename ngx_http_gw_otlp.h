@@ -46,6 +46,13 @@ typedef struct {
     ngx_uint_t                  type;
     ngx_str_t                   str;
     int64_t                     num;
+
+    /* set by the _size() functions, used by the _write() ones */
+    size_t                      key_len;
+    size_t                      str_len;
+    size_t                      size;
+    unsigned                    key_clean:1;
+    unsigned                    str_clean:1;
 } ngx_http_gw_otlp_attr_t;
 
 
@@ -63,6 +70,13 @@ typedef struct {
     ngx_uint_t                  status;
     ngx_http_gw_otlp_attr_t    *attrs;
     ngx_uint_t                  nattrs;
+
+    /* set by ngx_http_gw_otlp_span_size() */
+    size_t                      name_len;
+    size_t                      state_len;
+    size_t                      body;
+    unsigned                    name_clean:1;
+    unsigned                    state_clean:1;
 } ngx_http_gw_otlp_span_t;
 
 
@@ -74,7 +88,11 @@ typedef struct {
 } ngx_http_gw_otlp_response_t;
 
 
-/* ScopeSpans.spans entry (tag, length, Span): size, then write */
+/*
+ * ScopeSpans.spans entry (tag, length, Span): its size, then (with what
+ * the size left in the span) the entry itself; likewise for the
+ * Resource and its attributes.
+ */
 size_t ngx_http_gw_otlp_span_size(ngx_http_gw_otlp_span_t *span);
 u_char *ngx_http_gw_otlp_span_write(u_char *p,
     ngx_http_gw_otlp_span_t *span);

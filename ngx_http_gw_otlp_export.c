@@ -706,7 +706,9 @@ ngx_http_gw_otlp_tick_handler(ngx_event_t *ev)
 
     if (ngx_exiting && !exp->exiting) {
         exp->exiting = 1;
-        exp->exit_deadline = ngx_current_msec + exp->conf->timeout;
+        exp->exit_deadline = ngx_current_msec
+                             + ngx_min(exp->conf->timeout,
+                                       NGX_HTTP_GW_OTLP_EXIT);
 
         ngx_http_gw_otlp_close_current(exp);
 

@@ -20,7 +20,7 @@
  * jitter, and when the connection fails or the deadline passes without a
  * response; at most NGX_HTTP_GW_OTLP_ATTEMPTS attempts.  Any other status
  * is final.  On graceful shutdown what is held is sent at once, each batch
- * once, within "timeout".  Nothing here ever waits for the collector in a
+ * once, within a second (or "timeout" when shorter).  Nothing here ever waits for the collector in a
  * request's path: a request only encodes its span.
  */
 
@@ -43,6 +43,8 @@
 /* how often a worker with spans held checks its batch age and shutdown */
 #define NGX_HTTP_GW_OTLP_TICK           250
 #define NGX_HTTP_GW_OTLP_RESPONSE_MAX   4096
+/* a worker shutting down sends what it holds within this, or "timeout" */
+#define NGX_HTTP_GW_OTLP_EXIT           1000
 
 
 typedef struct {

@@ -716,6 +716,13 @@ ngx_http_gw_otlp_tick_handler(ngx_event_t *ev)
             ngx_del_timer(&exp->retry);
             ngx_http_gw_otlp_send(exp);
 
+        } else if (exp->deadline.timer_set) {
+
+            /* the export in flight gets no more time than the rest */
+
+            ngx_add_timer(&exp->deadline, exp->exit_deadline
+                                          - ngx_current_msec);
+
         } else {
             ngx_http_gw_otlp_kick(exp);
         }

@@ -5,7 +5,9 @@
  * libFuzzer harness for the gw_trace parsers of untrusted header values
  * (ngx_http_gw_trace_context.c): traceparent, the plain trace id, and
  * tracestate (the input split on newlines into any number of header
- * lines, combined as one list).  The first byte picks the parser.
+ * lines, combined as one list).  The first byte picks the parser, unless
+ * GW_FUZZ_TRACESTATE=1 sends every input to the tracestate parser (a long
+ * run of that parser alone).
  */
 
 
@@ -15,7 +17,11 @@
 #include "ngx_http_gw_trace_context.h"
 
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+
+static int  fuzz_tracestate_only;
 
 
 static void
@@ -91,6 +97,18 @@ fuzz_tracestate(u_char *p, size_t size)
 
 
 int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char  *only;
+
+    only = getenv("GW_FUZZ_TRACESTATE");
+    fuzz_tracestate_only = (only != NULL && only[0] == '1');
+
+    return 0;
+}
+
+
+int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                   *copy, id[16];
@@ -110,7 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, data + 1, size - 1);
     size--;
 
-    switch (data[0] % 3) {
+    switch (fuzz_tracestate_only ? 2 : data[0] % 3) {
 
     case 0:
         if (ngx_http_gw_tc_parse_traceparent(copy, size, &tp) == NGX_OK) {

@@ -20,8 +20,9 @@
  * jitter, and when the connection fails or the deadline passes without a
  * response; at most NGX_HTTP_GW_OTLP_ATTEMPTS attempts.  Any other status
  * is final.  On graceful shutdown what is held is sent at once, each batch
- * once, within a second (or "timeout" when shorter).  Nothing here ever waits for the collector in a
- * request's path: a request only encodes its span.
+ * once, within a second (or "timeout" when shorter).  Nothing here ever
+ * waits for the collector in a request's path: a request only encodes its
+ * span.
  */
 
 

@@ -1015,13 +1015,13 @@ ngx_http_gw_trace_span(ngx_http_request_t *r,
     ngx_uint_t                    i, n, status, port, known;
     ngx_time_t                   *tp;
     ngx_table_elt_t              *host;
-    ngx_http_variable_value_t    *vv;
     ngx_http_gw_otlp_span_t       span;
+    ngx_http_gw_otlp_attr_t       attrs[NGX_HTTP_GW_TRACE_BUILTIN_ATTRS
+                                        + NGX_HTTP_GW_TRACE_SPAN_ATTRS];
     ngx_http_gw_trace_attr_t     *ua;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_core_srv_conf_t     *cscf;
-    ngx_http_gw_otlp_attr_t       attrs[NGX_HTTP_GW_TRACE_BUILTIN_ATTRS
-                                        + NGX_HTTP_GW_TRACE_SPAN_ATTRS];
+    ngx_http_variable_value_t    *vv;
 
     ngx_memzero(&span, sizeof(ngx_http_gw_otlp_span_t));
 

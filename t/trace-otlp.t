@@ -82,9 +82,9 @@ name: GET /t
 kind: SPAN_KIND_SERVER
 trace_id: T1
 span_id: S1
-parent_span_id: 
+parent_span_id: -
 flags: 0x00000103
-trace_state: 
+trace_state: -
 status: STATUS_CODE_UNSET
 times: ok
 attr app.user: \"alice\"
@@ -186,7 +186,7 @@ attr http.route: \"/\"
 name: GET /t
 trace_id: T1
 span_id: S2
-parent_span_id: 
+parent_span_id: -
 flags: 0x00000103
 attr http.route: \"/t\"
 "]

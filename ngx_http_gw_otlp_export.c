@@ -205,6 +205,49 @@ ngx_http_gw_otlp_export_span(ngx_http_gw_otlp_span_t *span)
 }
 
 
+void
+ngx_http_gw_otlp_export_exit(void)
+{
+    ngx_queue_t                  *q;
+    ngx_http_gw_otlp_batch_t     *b;
+    ngx_http_gw_otlp_exporter_t  *exp;
+
+    exp = ngx_http_gw_otlp_exporter;
+
+    if (exp == NULL) {
+        return;
+    }
+
+    ngx_http_gw_otlp_exporter = NULL;
+
+    if (exp->peer.connection != NULL) {
+        ngx_close_connection(exp->peer.connection);
+        exp->peer.connection = NULL;
+    }
+
+    if (exp->held) {
+        ngx_log_error(NGX_LOG_WARN, exp->log, 0,
+                      "gw_trace: otlp export to \"%V\": %ui spans dropped "
+                      "on exit", &exp->conf->name, exp->held);
+    }
+
+    ngx_http_gw_otlp_close_current(exp);
+
+    while (!ngx_queue_empty(&exp->ready)) {
+        q = ngx_queue_head(&exp->ready);
+        ngx_queue_remove(q);
+
+        b = ngx_queue_data(q, ngx_http_gw_otlp_batch_t, queue);
+        ngx_destroy_pool(b->pool);
+    }
+
+    if (exp->inflight != NULL) {
+        ngx_destroy_pool(exp->inflight->pool);
+        exp->inflight = NULL;
+    }
+}
+
+
 static ngx_http_gw_otlp_batch_t *
 ngx_http_gw_otlp_batch(ngx_http_gw_otlp_exporter_t *exp)
 {

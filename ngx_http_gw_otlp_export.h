@@ -66,6 +66,8 @@ ngx_int_t ngx_http_gw_otlp_export_init(ngx_cycle_t *cycle,
     ngx_http_gw_otlp_export_conf_t *conf);
 /* NGX_OK: queued; NGX_DECLINED: dropped (counted); NGX_ERROR */
 ngx_int_t ngx_http_gw_otlp_export_span(ngx_http_gw_otlp_span_t *span);
+/* the worker exits: what is still held is freed (and lost) */
+void ngx_http_gw_otlp_export_exit(void);
 
 
 #endif /* _NGX_HTTP_GW_OTLP_EXPORT_H_INCLUDED_ */

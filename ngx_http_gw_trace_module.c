@@ -181,6 +181,7 @@ static char *ngx_http_gw_trace_otlp(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_gw_trace_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_trace_init_process(ngx_cycle_t *cycle);
+static void ngx_http_gw_trace_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_gw_trace_context[] = {
@@ -293,7 +294,7 @@ ngx_module_t  ngx_http_gw_trace_module = {
     ngx_http_gw_trace_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_gw_trace_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -2001,4 +2002,11 @@ ngx_http_gw_trace_init_process(ngx_cycle_t *cycle)
     }
 
     return ngx_http_gw_otlp_export_init(cycle, gtmcf->otlp);
+}
+
+
+static void
+ngx_http_gw_trace_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_gw_otlp_export_exit();
 }

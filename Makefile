@@ -10,6 +10,7 @@
 #   make faults               fault scenarios under load, PASS/FAIL on bounds
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
+#   make w3c-trace W3C_TRACE_CONTEXT=/path   the W3C Trace Context test suite
 #   make test-valgrind        the suite with nginx under valgrind
 #   make deb                  Debian packages into build/deb/, lintian-checked
 #   make package-test         the .debs in a debootstrap chroot and in a
@@ -65,7 +66,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 export NGINX_BIN BUILD
 
 .PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz \
-    fuzz-build clean deb package-test status-page
+    fuzz-build clean deb package-test status-page w3c-trace
 
 all: modules
 
@@ -128,6 +129,13 @@ test-asan: deps
 	@GW_ASAN=$$(gcc -print-file-name=libasan.so) \
 	    TEST_NGINX_BUILD_DIR=$(TOP)/build-asan $(TOP)/t/run-suite $(TEST_FILES)
 
+# the W3C Trace Context test suite (w3c/trace-context, test/) through a
+# gateway with gw_trace on, Level 2; the suite is not part of this
+# repository, so not in CI
+w3c-trace: modules
+	@$(TOP)/.ci/deps w3c
+	@$(TOP)/tools/w3c-trace "$(W3C_TRACE_CONTEXT)"
+
 # the gw_metrics status page: docs/status-page.html into the module
 status-page:
 	@$(TOP)/docs/status-page.pl $(TOP)/docs/status-page.html \
@@ -176,8 +184,8 @@ FUZZ_UNITS_fuzz_auth := ngx_http_gw_jwt.c
 FUZZ_UNITS_fuzz_metrics := ngx_http_gw_metrics_core.c
 FUZZ_UNITS_fuzz_ratelimit :=
 FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
-FUZZ_UNITS_fuzz_trace :=
-FUZZ_LDFLAGS_fuzz_trace := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_trace := ngx_http_gw_trace_context.c
+FUZZ_UNITS_fuzz_otlp := ngx_http_gw_otlp.c
 FUZZ_UNITS_fuzz_json := ngx_http_gw_json.c
 
 .SECONDEXPANSION:

@@ -19,10 +19,10 @@
  *   contexts, find it again through a marker pool cleanup, as realip does.
  *
  *   Incoming ids are parsed by functions that take bytes only (no request),
- *   so a fuzzer can call them:
- *     ngx_http_gw_trace_parse_traceparent()   traceparent -> ids and flags
- *     ngx_http_gw_trace_parse_tracestate()    tracestate headers -> list
- *     ngx_http_gw_trace_parse_id()            X-Trace-ID -> 128-bit id
+ *   in ngx_http_gw_trace_context.c, so a fuzzer can call them:
+ *     ngx_http_gw_tc_parse_traceparent()   traceparent -> ids and flags
+ *     ngx_http_gw_tc_tracestate_*()        tracestate lines -> list
+ *     ngx_http_gw_tc_parse_id()            X-Trace-ID -> 128-bit id
  *
  *   Propagation: in the rewrite phase of the main request the module writes
  *   the trace id header, traceparent (parent-id = this hop's span) and the
@@ -33,6 +33,12 @@
  *   filter returns the trace id header on the response.
  *
  *   Random ids come from getrandom(2), read 4 KiB at a time per worker.
+ *
+ *   Span export (gw_trace_otlp): the log phase handler builds one SERVER
+ *   span of a sampled main request and hands it to the worker's exporter
+ *   (ngx_http_gw_otlp_export.c), which encodes it (ngx_http_gw_otlp.c)
+ *   into a batch and sends batches from the event loop; a request never
+ *   waits for the collector.
  */
 
 
@@ -42,44 +48,40 @@
 
 #include <sys/random.h>
 
+#include "ngx_http_gw_conf.h"
+#include "ngx_http_gw_trace_context.h"
+#include "ngx_http_gw_otlp.h"
+#include "ngx_http_gw_otlp_export.h"
+
 
 #define NGX_HTTP_GW_TRACE_PROPAGATE     0
 #define NGX_HTTP_GW_TRACE_EXTRACT       1
 #define NGX_HTTP_GW_TRACE_INJECT        2
 #define NGX_HTTP_GW_TRACE_IGNORE        3
 
-#define NGX_HTTP_GW_TRACE_FLAG_SAMPLED  0x01
-#define NGX_HTTP_GW_TRACE_FLAG_RANDOM   0x02
-
-/* traceparent version 00: "00-" 32 hex "-" 16 hex "-" 2 hex */
-#define NGX_HTTP_GW_TRACEPARENT_LEN     55
-
-/* the plain trace id header: 1..128 of [A-Za-z0-9._-] */
-#define NGX_HTTP_GW_TRACE_ID_MAX        128
-
-#define NGX_HTTP_GW_TRACESTATE_MEMBERS  32
-/* propagated tracestate size, and the member size removed first beyond it */
-#define NGX_HTTP_GW_TRACESTATE_MAX      512
-#define NGX_HTTP_GW_TRACESTATE_LARGE    128
-/* incoming tracestate beyond this (all headers together) is discarded */
-#define NGX_HTTP_GW_TRACESTATE_RAW_MAX  8192
-#define NGX_HTTP_GW_TRACESTATE_HEADERS  32
-
 #define NGX_HTTP_GW_TRACE_RANDOM_SIZE   4096
 
+/* gw_trace_sample with a variable, not a ratio */
+#define NGX_HTTP_GW_TRACE_NO_RATIO      10001
+
+/* span attributes of a location, beyond the built-in ones */
+#define NGX_HTTP_GW_TRACE_SPAN_ATTRS    32
+#define NGX_HTTP_GW_TRACE_BUILTIN_ATTRS 14
+
 
 typedef struct {
-    u_char                      trace_id[16];
-    u_char                      parent_id[8];
-    u_char                      flags;
-} ngx_http_gw_trace_parent_t;
+    ngx_http_gw_otlp_export_conf_t  *otlp;
+    ngx_str_t                        service_name;
+    ngx_array_t                     *resource;      /* ngx_keyval_t */
+    ngx_int_t                        upstream_addr;
+    ngx_int_t                        upstream_time;
+} ngx_http_gw_trace_main_conf_t;
 
 
 typedef struct {
-    ngx_uint_t                  nmembers;
-    size_t                      len;
-    u_char                      data[NGX_HTTP_GW_TRACESTATE_MAX];
-} ngx_http_gw_trace_state_t;
+    ngx_str_t                        key;
+    ngx_http_complex_value_t         value;
+} ngx_http_gw_trace_attr_t;
 
 
 typedef struct {
@@ -87,6 +89,10 @@ typedef struct {
     ngx_flag_t                  response_header;
     ngx_uint_t                  context;
     ngx_http_complex_value_t   *sample;
+    ngx_uint_t                  sample_ratio;   /* 1/10000 */
+    uint64_t                    sample_threshold;
+    ngx_http_complex_value_t   *route;
+    ngx_array_t                *span_attrs;     /* ngx_http_gw_trace_attr_t */
     ngx_str_t                   header;
     ngx_str_t                   header_lc;
     ngx_uint_t                  header_hash;
@@ -100,14 +106,17 @@ typedef struct {
     ngx_str_t                   header_lc;
     ngx_uint_t                  header_hash;
     u_char                      trace_bin[16];
+    u_char                      span_bin[8];
+    u_char                      parent_bin[8];
     u_char                      trace_hex[32];
     u_char                      span_hex[16];
     u_char                      parent_hex[16];
-    u_char                      traceparent[NGX_HTTP_GW_TRACEPARENT_LEN];
+    u_char                      traceparent[NGX_HTTP_GW_TC_TRACEPARENT_LEN];
     u_char                      flags;
     unsigned                    has_parent:1;
     unsigned                    inject:1;
     unsigned                    applied:1;
+    unsigned                    exported:1;
 } ngx_http_gw_trace_ctx_t;
 
 
@@ -137,7 +146,7 @@ static ngx_int_t ngx_http_gw_trace_sampled(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf);
 static ngx_uint_t ngx_http_gw_trace_scan(ngx_http_request_t *r,
     ngx_http_gw_trace_ctx_t *ctx, ngx_http_gw_trace_found_t *found,
-    ngx_str_t *states);
+    ngx_http_gw_tc_state_t *ts);
 static ngx_uint_t ngx_http_gw_trace_header_type(ngx_table_elt_t *h,
     ngx_http_gw_trace_ctx_t *ctx);
 static ngx_int_t ngx_http_gw_trace_apply(ngx_http_request_t *r,
@@ -146,28 +155,33 @@ static ngx_int_t ngx_http_gw_trace_set_header(ngx_http_request_t *r,
     ngx_table_elt_t *h, ngx_str_t *key, ngx_str_t *lc, ngx_uint_t hash,
     ngx_str_t *value);
 static ngx_int_t ngx_http_gw_trace_random(u_char *buf, size_t len);
+static ngx_int_t ngx_http_gw_trace_log_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gw_trace_span(ngx_http_request_t *r,
+    ngx_http_gw_trace_main_conf_t *gtmcf, ngx_http_gw_trace_loc_conf_t *gtcf,
+    ngx_http_gw_trace_ctx_t *ctx);
+static void ngx_http_gw_trace_attr_str(ngx_http_gw_otlp_attr_t *a, char *key,
+    ngx_str_t *value);
 
-ngx_int_t ngx_http_gw_trace_parse_traceparent(u_char *p, size_t len,
-    ngx_http_gw_trace_parent_t *tp);
-ngx_int_t ngx_http_gw_trace_parse_tracestate(ngx_str_t *values,
-    ngx_uint_t n, ngx_http_gw_trace_state_t *ts);
-ngx_int_t ngx_http_gw_trace_parse_id(u_char *p, size_t len, u_char *id);
-static ngx_int_t ngx_http_gw_trace_state_key(u_char *p, size_t len);
-static ngx_int_t ngx_http_gw_trace_state_value(u_char *p, size_t len);
-static ngx_int_t ngx_http_gw_trace_hex(u_char *p, size_t n, u_char *bin);
-static ngx_uint_t ngx_http_gw_trace_is_zero(u_char *p, size_t len);
-static void ngx_http_gw_trace_trim(u_char **p, size_t *len);
 
 static ngx_int_t ngx_http_gw_trace_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_gw_trace_add_variables(ngx_conf_t *cf);
+static void *ngx_http_gw_trace_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_gw_trace_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_gw_trace_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_gw_trace_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_gw_trace_header(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_gw_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_gw_trace_span_attr(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_gw_trace_otlp(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_gw_trace_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_trace_init_process(ngx_cycle_t *cycle);
+static void ngx_http_gw_trace_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_gw_trace_context[] = {
@@ -211,9 +225,44 @@ static ngx_command_t  ngx_http_gw_trace_commands[] = {
 
     { ngx_string("gw_trace_sample"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_gw_trace_sample,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("gw_trace_otlp"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_gw_trace_otlp,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("gw_trace_service_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gw_trace_main_conf_t, service_name),
+      NULL },
+
+    { ngx_string("gw_trace_resource_attr"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_conf_set_keyval_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_gw_trace_main_conf_t, resource),
+      NULL },
+
+    { ngx_string("gw_trace_span_attr"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_gw_trace_span_attr,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("gw_trace_route"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_gw_trace_loc_conf_t, sample),
+      offsetof(ngx_http_gw_trace_loc_conf_t, route),
       NULL },
 
       ngx_null_command
@@ -224,8 +273,8 @@ static ngx_http_module_t  ngx_http_gw_trace_module_ctx = {
     ngx_http_gw_trace_add_variables,       /* preconfiguration */
     ngx_http_gw_trace_init,                /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_gw_trace_create_main_conf,    /* create main configuration */
+    ngx_http_gw_trace_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -245,7 +294,7 @@ ngx_module_t  ngx_http_gw_trace_module = {
     ngx_http_gw_trace_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_gw_trace_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -253,6 +302,7 @@ ngx_module_t  ngx_http_gw_trace_module = {
 
 enum {
     NGX_HTTP_GW_TRACE_VAR_ID = 0,
+    NGX_HTTP_GW_TRACE_VAR_W3C_ID,
     NGX_HTTP_GW_TRACE_VAR_SPAN,
     NGX_HTTP_GW_TRACE_VAR_PARENT,
     NGX_HTTP_GW_TRACE_VAR_TRACEPARENT,
@@ -265,6 +315,9 @@ static ngx_http_variable_t  ngx_http_gw_trace_vars[] = {
 
     { ngx_string("gw_trace_id"), NULL, ngx_http_gw_trace_variable,
       NGX_HTTP_GW_TRACE_VAR_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("gw_w3c_trace_id"), NULL, ngx_http_gw_trace_variable,
+      NGX_HTTP_GW_TRACE_VAR_W3C_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("gw_span_id"), NULL, ngx_http_gw_trace_variable,
       NGX_HTTP_GW_TRACE_VAR_SPAN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -458,14 +511,13 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     ngx_http_gw_trace_loc_conf_t *gtcf)
 {
     u_char                       *p, id[16], rnd[24];
-    ngx_str_t                     values[NGX_HTTP_GW_TRACESTATE_HEADERS];
     ngx_int_t                     sampled;
     ngx_uint_t                    nstate, extract, id_valid, tp_valid;
     ngx_pool_cleanup_t           *cln;
     ngx_http_gw_trace_ctx_t      *ctx;
+    ngx_http_gw_tc_state_t        ts;
+    ngx_http_gw_tc_parent_t       parent;
     ngx_http_gw_trace_found_t     xid, tp, found[4];
-    ngx_http_gw_trace_state_t     ts;
-    ngx_http_gw_trace_parent_t    parent;
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_gw_trace_ctx_t));
     if (cln == NULL) {
@@ -489,7 +541,7 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     ngx_memzero(found, sizeof(found));
 
     if (extract) {
-        (void) ngx_http_gw_trace_scan(r, ctx, found, values);
+        (void) ngx_http_gw_trace_scan(r, ctx, found, NULL);
     }
 
     xid = found[NGX_HTTP_GW_TRACE_H_ID];
@@ -499,14 +551,14 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
     /* more than one traceparent or trace id header: trust neither copy */
 
     tp_valid = (tp.count == 1
-                && ngx_http_gw_trace_parse_traceparent(tp.first->value.data,
-                                                       tp.first->value.len,
-                                                       &parent)
+                && ngx_http_gw_tc_parse_traceparent(tp.first->value.data,
+                                                    tp.first->value.len,
+                                                    &parent)
                    == NGX_OK);
 
     id_valid = (xid.count == 1
-                && ngx_http_gw_trace_parse_id(xid.first->value.data,
-                                              xid.first->value.len, id)
+                && ngx_http_gw_tc_parse_id(xid.first->value.data,
+                                           xid.first->value.len, id)
                    == NGX_OK);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -521,10 +573,11 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
 
     /* a span id is never all-zero */
 
-    if (ngx_http_gw_trace_is_zero(rnd, 8)) {
+    if (ngx_http_gw_tc_is_zero(rnd, 8)) {
         rnd[7] = 1;
     }
 
+    ngx_memcpy(ctx->span_bin, rnd, 8);
     ngx_hex_dump(ctx->span_hex, rnd, 8);
 
     if (tp_valid) {
@@ -533,27 +586,34 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
 
         ngx_memcpy(ctx->trace_bin, parent.trace_id, 16);
         ngx_hex_dump(ctx->trace_hex, parent.trace_id, 16);
+        ngx_memcpy(ctx->parent_bin, parent.parent_id, 8);
         ngx_hex_dump(ctx->parent_hex, parent.parent_id, 8);
         ctx->has_parent = 1;
 
         /* version 00 knows the sampled and random flags; others are zeroed */
 
         ctx->flags = parent.flags
-                     & (NGX_HTTP_GW_TRACE_FLAG_SAMPLED
-                        |NGX_HTTP_GW_TRACE_FLAG_RANDOM);
+                     & (NGX_HTTP_GW_TC_FLAG_SAMPLED
+                        |NGX_HTTP_GW_TC_FLAG_RANDOM);
 
         if (id_valid && ngx_memcmp(id, parent.trace_id, 16) == 0) {
             ctx->trace_id = xid.first->value;
-            ngx_http_gw_trace_trim(&ctx->trace_id.data, &ctx->trace_id.len);
+            ngx_http_gw_tc_trim(&ctx->trace_id.data, &ctx->trace_id.len);
 
         } else {
             ctx->trace_id.data = ctx->trace_hex;
             ctx->trace_id.len = 32;
         }
 
-        if (nstate > 0 && nstate <= NGX_HTTP_GW_TRACESTATE_HEADERS
-            && ngx_http_gw_trace_parse_tracestate(values, nstate, &ts)
-               == NGX_OK
+        /* tracestate is read only with a valid traceparent */
+
+        if (nstate > 0) {
+            ngx_http_gw_tc_tracestate_init(&ts);
+            (void) ngx_http_gw_trace_scan(r, ctx, found, &ts);
+        }
+
+        if (nstate > 0
+            && ngx_http_gw_tc_tracestate_done(&ts) == NGX_OK
             && ts.len > 0)
         {
             p = ngx_pnalloc(r->pool, ts.len);
@@ -566,21 +626,21 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
         }
 
     } else {
-        ctx->flags = NGX_HTTP_GW_TRACE_FLAG_SAMPLED;
+        ctx->flags = NGX_HTTP_GW_TC_FLAG_SAMPLED;
 
         if (id_valid) {
             ngx_memcpy(ctx->trace_bin, id, 16);
             ctx->trace_id = xid.first->value;
-            ngx_http_gw_trace_trim(&ctx->trace_id.data, &ctx->trace_id.len);
+            ngx_http_gw_tc_trim(&ctx->trace_id.data, &ctx->trace_id.len);
 
         } else {
             ngx_memcpy(ctx->trace_bin, &rnd[8], 16);
 
-            if (ngx_http_gw_trace_is_zero(ctx->trace_bin, 16)) {
+            if (ngx_http_gw_tc_is_zero(ctx->trace_bin, 16)) {
                 ctx->trace_bin[15] = 1;
             }
 
-            ctx->flags |= NGX_HTTP_GW_TRACE_FLAG_RANDOM;
+            ctx->flags |= NGX_HTTP_GW_TC_FLAG_RANDOM;
             ctx->trace_id.data = ctx->trace_hex;
             ctx->trace_id.len = 32;
         }
@@ -609,10 +669,17 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
             return NULL;
         }
 
-        if (!sampled) {
-            ctx->flags &= ~NGX_HTTP_GW_TRACE_FLAG_SAMPLED;
-            (void) ngx_hex_dump(p, &ctx->flags, 1);
-        }
+    } else if (!tp_valid && gtcf->sample_ratio != NGX_HTTP_GW_TRACE_NO_RATIO) {
+        sampled = ngx_http_gw_tc_ratio_sampled(ctx->trace_bin,
+                                               gtcf->sample_threshold);
+
+    } else {
+        sampled = 1;
+    }
+
+    if (!sampled) {
+        ctx->flags &= ~NGX_HTTP_GW_TC_FLAG_SAMPLED;
+        (void) ngx_hex_dump(p, &ctx->flags, 1);
     }
 
     return ctx;
@@ -650,14 +717,15 @@ ngx_http_gw_trace_sampled(ngx_http_request_t *r,
 
 /*
  * One pass over the request headers: the first element and the count of
- * each trace header, the tracestate values (up to 32 of them) and the
- * number of headers.  A request that failed before its headers were
- * parsed (a 400 on the request line) has an empty list.
+ * each trace header, and the number of headers; or, with "ts", the
+ * tracestate lines given to the tracestate parser, in order.  A request
+ * that failed before its headers were parsed (a 400 on the request line)
+ * has an empty list.
  */
 
 static ngx_uint_t
 ngx_http_gw_trace_scan(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx,
-    ngx_http_gw_trace_found_t *found, ngx_str_t *states)
+    ngx_http_gw_trace_found_t *found, ngx_http_gw_tc_state_t *ts)
 {
     ngx_uint_t        i, n, type;
     ngx_list_part_t  *part;
@@ -687,10 +755,13 @@ ngx_http_gw_trace_scan(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx,
             continue;
         }
 
-        if (type == NGX_HTTP_GW_TRACE_H_STATE && states
-            && found[type].count < NGX_HTTP_GW_TRACESTATE_HEADERS)
-        {
-            states[found[type].count] = h[i].value;
+        if (ts != NULL) {
+            if (type == NGX_HTTP_GW_TRACE_H_STATE) {
+                ngx_http_gw_tc_tracestate_add(ts, h[i].value.data,
+                                              h[i].value.len);
+            }
+
+            continue;
         }
 
         if (found[type].first == NULL) {
@@ -805,7 +876,7 @@ ngx_http_gw_trace_apply(ngx_http_request_t *r, ngx_http_gw_trace_ctx_t *ctx)
     }
 
     tpv.data = ctx->traceparent;
-    tpv.len = NGX_HTTP_GW_TRACEPARENT_LEN;
+    tpv.len = NGX_HTTP_GW_TC_TRACEPARENT_LEN;
 
     if (ngx_http_gw_trace_set_header(r, xid.first, &ctx->header,
                                      &ctx->header_lc, ctx->header_hash,
@@ -898,421 +969,313 @@ ngx_http_gw_trace_random(u_char *buf, size_t len)
 
 
 /*
- * W3C Trace Context traceparent, as a Level 2 intermediary parses it:
- * surrounding blanks ignored; version 2 lowercase hex, "ff" invalid;
- * version 00 exactly 55 characters; a higher version at least 55, with a
- * "-" after the flags when longer, its unknown fields ignored; lowercase
- * hex only; all-zero trace-id or parent-id invalid.
- */
-
-ngx_int_t
-ngx_http_gw_trace_parse_traceparent(u_char *p, size_t len,
-    ngx_http_gw_trace_parent_t *tp)
-{
-    u_char  version;
-
-    ngx_http_gw_trace_trim(&p, &len);
-
-    if (len < NGX_HTTP_GW_TRACEPARENT_LEN) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_gw_trace_hex(p, 1, &version) != NGX_OK
-        || version == 0xff
-        || p[2] != '-' || p[35] != '-' || p[52] != '-')
-    {
-        return NGX_DECLINED;
-    }
-
-    if (len > NGX_HTTP_GW_TRACEPARENT_LEN
-        && (version == 0x00 || p[NGX_HTTP_GW_TRACEPARENT_LEN] != '-'))
-    {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_gw_trace_hex(p + 3, 16, tp->trace_id) != NGX_OK
-        || ngx_http_gw_trace_hex(p + 36, 8, tp->parent_id) != NGX_OK
-        || ngx_http_gw_trace_hex(p + 53, 1, &tp->flags) != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_gw_trace_is_zero(tp->trace_id, 16)
-        || ngx_http_gw_trace_is_zero(tp->parent_id, 8))
-    {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * tracestate headers combined in order.  Any invalid or duplicate member
- * discards the whole list (invalid state is never propagated); empty
- * members are skipped; the first 32 members are kept; beyond 512
- * characters, members over 128 characters go first, then members from the
- * end, always whole.  The result is joined with "," and no blanks.
- */
-
-ngx_int_t
-ngx_http_gw_trace_parse_tracestate(ngx_str_t *values, ngx_uint_t n,
-    ngx_http_gw_trace_state_t *ts)
-{
-    u_char      *p, *last, *start, *end, *eq, *o;
-    u_char      *mkey[NGX_HTTP_GW_TRACESTATE_MEMBERS];
-    size_t       raw, total;
-    size_t       klen[NGX_HTTP_GW_TRACESTATE_MEMBERS];
-    size_t       mlen[NGX_HTTP_GW_TRACESTATE_MEMBERS];
-    ngx_uint_t   i, j, k, m;
-    ngx_uint_t   drop[NGX_HTTP_GW_TRACESTATE_MEMBERS];
-
-    ts->nmembers = 0;
-    ts->len = 0;
-
-    raw = 0;
-
-    for (i = 0; i < n; i++) {
-        raw += values[i].len;
-    }
-
-    if (raw > NGX_HTTP_GW_TRACESTATE_RAW_MAX) {
-        return NGX_DECLINED;
-    }
-
-    m = 0;
-
-    for (i = 0; i < n; i++) {
-
-        p = values[i].data;
-        last = p + values[i].len;
-
-        while (p <= last) {
-
-            start = p;
-            end = ngx_strlchr(p, last, ',');
-            if (end == NULL) {
-                end = last;
-            }
-
-            p = end + 1;
-
-            while (start < end && (*start == ' ' || *start == '\t')) {
-                start++;
-            }
-
-            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-                end--;
-            }
-
-            if (start == end) {
-                continue;
-            }
-
-            eq = ngx_strlchr(start, end, '=');
-            if (eq == NULL) {
-                return NGX_DECLINED;
-            }
-
-            if (ngx_http_gw_trace_state_key(start, eq - start) != NGX_OK
-                || ngx_http_gw_trace_state_value(eq + 1, end - eq - 1)
-                   != NGX_OK)
-            {
-                return NGX_DECLINED;
-            }
-
-            if (m == NGX_HTTP_GW_TRACESTATE_MEMBERS) {
-                /* capped: whole members beyond the 32nd are dropped */
-                continue;
-            }
-
-            for (j = 0; j < m; j++) {
-                if (klen[j] == (size_t) (eq - start)
-                    && ngx_strncmp(mkey[j], start, klen[j]) == 0)
-                {
-                    return NGX_DECLINED;
-                }
-            }
-
-            mkey[m] = start;
-            klen[m] = eq - start;
-            mlen[m] = end - start;
-            drop[m] = 0;
-            m++;
-        }
-    }
-
-    total = 0;
-
-    for (j = 0; j < m; j++) {
-        total += mlen[j] + (j ? 1 : 0);
-    }
-
-    /* first pass drops large members from the end, second pass any */
-
-    for (k = 0; k < 2 && total > NGX_HTTP_GW_TRACESTATE_MAX; k++) {
-
-        for (j = m; j-- > 0 && total > NGX_HTTP_GW_TRACESTATE_MAX; /* void */)
-        {
-            if (drop[j]
-                || (k == 0 && mlen[j] <= NGX_HTTP_GW_TRACESTATE_LARGE))
-            {
-                continue;
-            }
-
-            drop[j] = 1;
-            total -= mlen[j] + 1;
-        }
-    }
-
-    o = ts->data;
-
-    for (j = 0; j < m; j++) {
-        if (drop[j]) {
-            continue;
-        }
-
-        if (o != ts->data) {
-            *o++ = ',';
-        }
-
-        o = ngx_cpymem(o, mkey[j], mlen[j]);
-        ts->nmembers++;
-    }
-
-    ts->len = o - ts->data;
-
-    return NGX_OK;
-}
-
-
-/*
- * key = simple-key / multi-tenant-key
- * simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
- * multi-tenant-key = tenant-id "@" system-id
- * tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-" / ... )
- * system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-" / "*" / "/" )
+ * The log phase: one SERVER span per sampled main request, encoded into
+ * the worker's export queue.  Nothing here waits for the collector.
  */
 
 static ngx_int_t
-ngx_http_gw_trace_state_key(u_char *p, size_t len)
+ngx_http_gw_trace_log_handler(ngx_http_request_t *r)
 {
-    u_char  c, *at;
-    size_t  i;
+    ngx_http_gw_trace_ctx_t        *ctx;
+    ngx_http_gw_trace_loc_conf_t   *gtcf;
+    ngx_http_gw_trace_main_conf_t  *gtmcf;
 
-    if (len == 0 || len > 256) {
-        return NGX_DECLINED;
+    gtmcf = ngx_http_get_module_main_conf(r, ngx_http_gw_trace_module);
+
+    if (gtmcf->otlp == NULL || r != r->main) {
+        return NGX_OK;
     }
 
-    at = NULL;
+    gtcf = ngx_http_get_module_loc_conf(r, ngx_http_gw_trace_module);
 
-    for (i = 0; i < len; i++) {
-        c = p[i];
+    ctx = gtcf->enable ? ngx_http_gw_trace_get_ctx(r)
+                       : ngx_http_gw_trace_find_ctx(r);
 
-        if (c == '@') {
-            if (at != NULL) {
-                return NGX_DECLINED;
-            }
-
-            at = &p[i];
-            continue;
-        }
-
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-            || c == '_' || c == '-' || c == '*' || c == '/')
-        {
-            continue;
-        }
-
-        return NGX_DECLINED;
+    if (ctx == NULL
+        || ctx->exported
+        || !(ctx->flags & NGX_HTTP_GW_TC_FLAG_SAMPLED))
+    {
+        return NGX_OK;
     }
 
-    if (at == NULL) {
-        return (p[0] >= 'a' && p[0] <= 'z') ? NGX_OK : NGX_DECLINED;
-    }
+    ctx->exported = 1;
 
-    /* tenant-id 1..241 characters, system-id 1..14 starting with a letter */
-
-    if (at == p || at - p > 241) {
-        return NGX_DECLINED;
-    }
-
-    len -= at - p + 1;
-
-    if (len == 0 || len > 14 || at[1] < 'a' || at[1] > 'z') {
-        return NGX_DECLINED;
-    }
+    (void) ngx_http_gw_trace_span(r, gtmcf, gtcf, ctx);
 
     return NGX_OK;
 }
 
-
-/* value = 0*255( %x20 / nblk-chr ) nblk-chr, nblk-chr = %x21-7E but , = */
 
 static ngx_int_t
-ngx_http_gw_trace_state_value(u_char *p, size_t len)
+ngx_http_gw_trace_span(ngx_http_request_t *r,
+    ngx_http_gw_trace_main_conf_t *gtmcf, ngx_http_gw_trace_loc_conf_t *gtcf,
+    ngx_http_gw_trace_ctx_t *ctx)
 {
-    size_t  i;
+    u_char                       *p;
+    ngx_str_t                     method, route, value;
+    ngx_uint_t                    i, n, status, port, known;
+    ngx_time_t                   *tp;
+    ngx_table_elt_t              *host;
+    ngx_http_gw_otlp_span_t       span;
+    ngx_http_gw_otlp_attr_t       attrs[NGX_HTTP_GW_TRACE_BUILTIN_ATTRS
+                                        + NGX_HTTP_GW_TRACE_SPAN_ATTRS];
+    ngx_http_gw_trace_attr_t     *ua;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_core_srv_conf_t     *cscf;
+    ngx_http_variable_value_t    *vv;
 
-    if (len == 0 || len > 256 || p[len - 1] == ' ') {
-        return NGX_DECLINED;
+    ngx_memzero(&span, sizeof(ngx_http_gw_otlp_span_t));
+
+    ngx_memcpy(span.trace_id, ctx->trace_bin, 16);
+    ngx_memcpy(span.span_id, ctx->span_bin, 8);
+
+    span.flags = ctx->flags | NGX_HTTP_GW_OTLP_HAS_IS_REMOTE;
+
+    if (ctx->has_parent) {
+        ngx_memcpy(span.parent_id, ctx->parent_bin, 8);
+        span.has_parent = 1;
+        span.flags |= NGX_HTTP_GW_OTLP_IS_REMOTE;
     }
 
-    for (i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == ',' || p[i] == '=') {
-            return NGX_DECLINED;
-        }
+    span.trace_state = ctx->tracestate;
+    span.kind = NGX_HTTP_GW_OTLP_KIND_SERVER;
+
+    span.start = (uint64_t) r->start_sec * 1000000000
+                 + (uint64_t) r->start_msec * 1000000;
+
+    tp = ngx_timeofday();
+    span.end = (uint64_t) tp->sec * 1000000000 + (uint64_t) tp->msec * 1000000;
+
+    if (span.end < span.start) {
+        span.end = span.start;
     }
 
-    return NGX_OK;
-}
+    /* $status */
 
+    if (r->err_status) {
+        status = r->err_status;
 
-/*
- * The plain trace id: surrounding blanks ignored, then 1..128 characters
- * of [A-Za-z0-9._-].  A UUID (8-4-4-4-12 hex digits) or 32 hex digits, in
- * either case, is the W3C trace-id itself; any other id maps onto one
- * deterministically (two 64-bit FNV-1a hashes, then mixed), so every
- * gateway that sees the same id names the same trace.  All-zero ids are
- * invalid, as in traceparent.
- */
+    } else if (r->headers_out.status) {
+        status = r->headers_out.status;
 
-ngx_int_t
-ngx_http_gw_trace_parse_id(u_char *p, size_t len, u_char *id)
-{
-    u_char    c, hex[32];
-    size_t    i, n;
-    uint64_t  h1, h2;
+    } else if (r->http_version == NGX_HTTP_VERSION_9) {
+        status = 9;
 
-    ngx_http_gw_trace_trim(&p, &len);
-
-    if (len == 0 || len > NGX_HTTP_GW_TRACE_ID_MAX) {
-        return NGX_DECLINED;
+    } else {
+        status = 0;
     }
 
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')
-        {
-            continue;
-        }
-
-        return NGX_DECLINED;
-    }
+    span.status = (status >= 500) ? NGX_HTTP_GW_OTLP_STATUS_ERROR
+                                  : NGX_HTTP_GW_OTLP_STATUS_UNSET;
 
     n = 0;
 
-    if (len == 36 && p[8] == '-' && p[13] == '-' && p[18] == '-'
-        && p[23] == '-')
+    /* the HTTP methods the semantic conventions know, else "_OTHER" */
+
+    known = NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST|NGX_HTTP_PUT
+            |NGX_HTTP_DELETE|NGX_HTTP_OPTIONS|NGX_HTTP_PATCH|NGX_HTTP_TRACE
+            |NGX_HTTP_CONNECT;
+
+    if ((r->method & known) && r->method_name.len) {
+        method = r->method_name;
+        ngx_http_gw_trace_attr_str(&attrs[n++], "http.request.method",
+                                   &method);
+
+    } else {
+        ngx_str_set(&method, "HTTP");
+        ngx_str_set(&value, "_OTHER");
+        ngx_http_gw_trace_attr_str(&attrs[n++], "http.request.method",
+                                   &value);
+
+        if (r->method_name.len) {
+            ngx_http_gw_trace_attr_str(&attrs[n++],
+                                       "http.request.method_original",
+                                       &r->method_name);
+        }
+    }
+
+    if (r->unparsed_uri.len) {
+        value = r->unparsed_uri;
+        p = ngx_strlchr(value.data, value.data + value.len, '?');
+        if (p != NULL) {
+            value.len = p - value.data;
+        }
+
+        ngx_http_gw_trace_attr_str(&attrs[n++], "url.path", &value);
+    }
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        ngx_str_set(&value, "https");
+    } else
+#endif
     {
-        for (i = 0; i < len; i++) {
-            if (i != 8 && i != 13 && i != 18 && i != 23) {
-                hex[n++] = ngx_tolower(p[i]);
+        ngx_str_set(&value, "http");
+    }
+
+    ngx_http_gw_trace_attr_str(&attrs[n++], "url.scheme", &value);
+
+    if (gtcf->route != NULL) {
+        if (ngx_http_complex_value(r, gtcf->route, &route) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        route = clcf->name;
+    }
+
+    if (route.len) {
+        ngx_http_gw_trace_attr_str(&attrs[n++], "http.route", &route);
+    }
+
+    attrs[n].type = NGX_HTTP_GW_OTLP_INT;
+    ngx_str_set(&attrs[n].key, "http.response.status_code");
+    attrs[n++].num = status;
+
+    /* server.address and server.port: the Host header, else this server */
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    value = r->headers_in.server.len ? r->headers_in.server
+                                     : cscf->server_name;
+    if (value.len) {
+        ngx_http_gw_trace_attr_str(&attrs[n++], "server.address", &value);
+    }
+
+    port = 0;
+    host = r->headers_in.host;
+
+    if (host != NULL) {
+        p = ngx_strlchr(host->value.data, host->value.data + host->value.len,
+                        ':');
+
+        if (p != NULL && host->value.data[0] != '[') {
+            port = ngx_atoi(p + 1, host->value.data + host->value.len - p - 1);
+
+        } else if (p != NULL) {
+            p = ngx_strlchr(host->value.data,
+                            host->value.data + host->value.len, ']');
+            if (p != NULL && p + 1 < host->value.data + host->value.len
+                && p[1] == ':')
+            {
+                port = ngx_atoi(p + 2,
+                                host->value.data + host->value.len - p - 2);
             }
         }
 
-    } else if (len == 32) {
-        for (i = 0; i < len; i++) {
-            hex[n++] = ngx_tolower(p[i]);
+        if (port == (ngx_uint_t) NGX_ERROR || port > 65535) {
+            port = 0;
         }
     }
 
-    if (n == 32 && ngx_http_gw_trace_hex(hex, 16, id) == NGX_OK) {
-        return ngx_http_gw_trace_is_zero(id, 16) ? NGX_DECLINED : NGX_OK;
+    if (port == 0
+        && ngx_connection_local_sockaddr(r->connection, NULL, 0) == NGX_OK)
+    {
+        port = ngx_inet_get_port(r->connection->local_sockaddr);
     }
 
-    h1 = 0xcbf29ce484222325ULL;
-    h2 = 0x84222325cbf29ce4ULL;
-
-    for (i = 0; i < len; i++) {
-        h1 = (h1 ^ p[i]) * 0x100000001b3ULL;
-        h2 = (h2 ^ p[len - 1 - i]) * 0x100000001b3ULL;
+    if (port) {
+        attrs[n].type = NGX_HTTP_GW_OTLP_INT;
+        ngx_str_set(&attrs[n].key, "server.port");
+        attrs[n++].num = port;
     }
 
-    /* the splitmix64 finalizer spreads the FNV state over all bits */
+    ngx_http_gw_trace_attr_str(&attrs[n++], "client.address",
+                               &r->connection->addr_text);
 
-    for (i = 0; i < 2; i++) {
-        h1 ^= h1 >> 30;
-        h1 *= 0xbf58476d1ce4e5b9ULL;
-        h1 ^= h1 >> 27;
-        h1 *= 0x94d049bb133111ebULL;
-        h1 ^= h1 >> 31;
-        h1 += h2;
-        h2 ^= h1;
+    if (r->headers_in.user_agent) {
+        ngx_http_gw_trace_attr_str(&attrs[n++], "user_agent.original",
+                                   &r->headers_in.user_agent->value);
     }
 
-    for (i = 0; i < 8; i++) {
-        id[i] = (u_char) (h1 >> (56 - 8 * i));
-        id[8 + i] = (u_char) (h2 >> (56 - 8 * i));
+    switch (r->http_version) {
+    case NGX_HTTP_VERSION_9:
+        ngx_str_set(&value, "0.9");
+        break;
+    case NGX_HTTP_VERSION_10:
+        ngx_str_set(&value, "1.0");
+        break;
+    case NGX_HTTP_VERSION_20:
+        ngx_str_set(&value, "2");
+        break;
+    default:
+        ngx_str_set(&value, "1.1");
+        break;
     }
 
-    if (ngx_http_gw_trace_is_zero(id, 16)) {
-        id[15] = 1;
-    }
+    ngx_http_gw_trace_attr_str(&attrs[n++], "network.protocol.version",
+                               &value);
 
-    return NGX_OK;
-}
+    if (r->upstream_states && r->upstream_states->nelts) {
 
-
-/* n bytes from 2n lowercase hex digits */
-
-static ngx_int_t
-ngx_http_gw_trace_hex(u_char *p, size_t n, u_char *bin)
-{
-    u_char  c, v;
-    size_t  i;
-
-    for (i = 0; i < 2 * n; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            v = c - '0';
-
-        } else if (c >= 'a' && c <= 'f') {
-            v = c - 'a' + 10;
-
-        } else {
-            return NGX_DECLINED;
+        vv = ngx_http_get_indexed_variable(r, gtmcf->upstream_addr);
+        if (vv != NULL && !vv->not_found && vv->len) {
+            value.data = vv->data;
+            value.len = vv->len;
+            ngx_http_gw_trace_attr_str(&attrs[n++], "gw.upstream.address",
+                                       &value);
         }
 
-        if (i & 1) {
-            bin[i / 2] |= v;
-
-        } else {
-            bin[i / 2] = (u_char) (v << 4);
+        vv = ngx_http_get_indexed_variable(r, gtmcf->upstream_time);
+        if (vv != NULL && !vv->not_found && vv->len) {
+            value.data = vv->data;
+            value.len = vv->len;
+            ngx_http_gw_trace_attr_str(&attrs[n++],
+                                       "gw.upstream.response_time", &value);
         }
     }
 
-    return NGX_OK;
-}
+    /* configured attributes; an empty value is left out */
 
+    if (gtcf->span_attrs != NULL) {
+        ua = gtcf->span_attrs->elts;
 
-static ngx_uint_t
-ngx_http_gw_trace_is_zero(u_char *p, size_t len)
-{
-    while (len--) {
-        if (*p++) {
-            return 0;
+        for (i = 0; i < gtcf->span_attrs->nelts; i++) {
+            if (ngx_http_complex_value(r, &ua[i].value, &value) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            if (value.len == 0) {
+                continue;
+            }
+
+            attrs[n].type = NGX_HTTP_GW_OTLP_STRING;
+            attrs[n].key = ua[i].key;
+            attrs[n++].str = value;
         }
     }
 
-    return 1;
+    span.attrs = attrs;
+    span.nattrs = n;
+
+    /* the name: "METHOD route", or the method alone */
+
+    span.name.len = method.len + (route.len ? 1 + route.len : 0);
+    span.name.data = ngx_pnalloc(r->pool, span.name.len);
+    if (span.name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(span.name.data, method.data, method.len);
+
+    if (route.len) {
+        *p++ = ' ';
+        ngx_memcpy(p, route.data, route.len);
+    }
+
+    return ngx_http_gw_otlp_export_span(&span);
 }
 
 
 static void
-ngx_http_gw_trace_trim(u_char **p, size_t *len)
+ngx_http_gw_trace_attr_str(ngx_http_gw_otlp_attr_t *a, char *key,
+    ngx_str_t *value)
 {
-    while (*len && (**p == ' ' || **p == '\t')) {
-        (*p)++;
-        (*len)--;
-    }
-
-    while (*len && ((*p)[*len - 1] == ' ' || (*p)[*len - 1] == '\t')) {
-        (*len)--;
-    }
+    a->type = NGX_HTTP_GW_OTLP_STRING;
+    a->key.data = (u_char *) key;
+    a->key.len = ngx_strlen(key);
+    a->str = *value;
 }
 
 
@@ -1350,6 +1313,11 @@ ngx_http_gw_trace_variable(ngx_http_request_t *r,
         v->len = ctx->trace_id.len;
         break;
 
+    case NGX_HTTP_GW_TRACE_VAR_W3C_ID:
+        v->data = ctx->trace_hex;
+        v->len = 32;
+        break;
+
     case NGX_HTTP_GW_TRACE_VAR_SPAN:
         v->data = ctx->span_hex;
         v->len = 16;
@@ -1362,7 +1330,7 @@ ngx_http_gw_trace_variable(ngx_http_request_t *r,
 
     case NGX_HTTP_GW_TRACE_VAR_TRACEPARENT:
         v->data = ctx->traceparent;
-        v->len = NGX_HTTP_GW_TRACEPARENT_LEN;
+        v->len = NGX_HTTP_GW_TC_TRACEPARENT_LEN;
         break;
 
     case NGX_HTTP_GW_TRACE_VAR_TRACESTATE:
@@ -1371,7 +1339,7 @@ ngx_http_gw_trace_variable(ngx_http_request_t *r,
         break;
 
     default: /* NGX_HTTP_GW_TRACE_VAR_SAMPLED */
-        v->data = (u_char *) ((ctx->flags & NGX_HTTP_GW_TRACE_FLAG_SAMPLED)
+        v->data = (u_char *) ((ctx->flags & NGX_HTTP_GW_TC_FLAG_SAMPLED)
                               ? "1" : "0");
         v->len = 1;
         break;
@@ -1401,6 +1369,164 @@ ngx_http_gw_trace_add_variables(ngx_conf_t *cf)
 
 
 static void *
+ngx_http_gw_trace_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_gw_trace_main_conf_t  *gtmcf;
+
+    gtmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_gw_trace_main_conf_t));
+    if (gtmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     gtmcf->otlp = NULL;
+     *     gtmcf->service_name = { 0, NULL };
+     */
+
+    gtmcf->resource = NGX_CONF_UNSET_PTR;
+
+    return gtmcf;
+}
+
+
+/*
+ * With gw_trace_otlp: the Resource (service.name, service.instance.id,
+ * gw_trace_resource_attr) and the instrumentation scope, encoded once.
+ */
+
+static char *
+ngx_http_gw_trace_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_gw_trace_main_conf_t *gtmcf = conf;
+
+    u_char                          *p, rnd[16];
+    ngx_str_t                        name, version, instance;
+    ngx_uint_t                       i, n, has_instance;
+    ngx_keyval_t                    *kv;
+    ngx_http_gw_otlp_attr_t         *attrs;
+    ngx_http_gw_otlp_export_conf_t  *otlp;
+
+    otlp = gtmcf->otlp;
+
+    if (otlp == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (gtmcf->service_name.data == NULL) {
+        ngx_str_set(&gtmcf->service_name, "unknown_service:nginx");
+    }
+
+    n = (gtmcf->resource != NGX_CONF_UNSET_PTR) ? gtmcf->resource->nelts : 0;
+
+    attrs = ngx_pcalloc(cf->pool, (n + 2) * sizeof(ngx_http_gw_otlp_attr_t));
+    if (attrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&attrs[0].key, "service.name");
+    attrs[0].str = gtmcf->service_name;
+
+    has_instance = 0;
+    kv = (n > 0) ? gtmcf->resource->elts : NULL;
+
+    for (i = 0; i < n; i++) {
+
+        if (kv[i].key.len == 12
+            && ngx_strncmp(kv[i].key.data, "service.name", 12) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"service.name\" is set with "
+                               "\"gw_trace_service_name\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (kv[i].key.len == 19
+            && ngx_strncmp(kv[i].key.data, "service.instance.id", 19) == 0)
+        {
+            has_instance = 1;
+        }
+
+        attrs[i + 2].key = kv[i].key;
+        attrs[i + 2].str = kv[i].value;
+    }
+
+    /* a random UUID (version 4) names this nginx instance by default */
+
+    if (has_instance) {
+        attrs++;
+        attrs[0] = attrs[-1];
+
+    } else {
+        if (ngx_http_gw_trace_random(rnd, 16) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "getrandom() failed");
+            return NGX_CONF_ERROR;
+        }
+
+        rnd[6] = (u_char) ((rnd[6] & 0x0f) | 0x40);
+        rnd[8] = (u_char) ((rnd[8] & 0x3f) | 0x80);
+
+        instance.len = 36;
+        instance.data = ngx_pnalloc(cf->pool, 36);
+        if (instance.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_hex_dump(instance.data, rnd, 4);
+        *p++ = '-';
+        p = ngx_hex_dump(p, rnd + 4, 2);
+        *p++ = '-';
+        p = ngx_hex_dump(p, rnd + 6, 2);
+        *p++ = '-';
+        p = ngx_hex_dump(p, rnd + 8, 2);
+        *p++ = '-';
+        (void) ngx_hex_dump(p, rnd + 10, 6);
+
+        ngx_str_set(&attrs[1].key, "service.instance.id");
+        attrs[1].str = instance;
+        n++;
+    }
+
+    n++;
+
+    otlp->resource.len = ngx_http_gw_otlp_resource_size(attrs, n);
+    otlp->resource.data = ngx_pnalloc(cf->pool, otlp->resource.len);
+    if (otlp->resource.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_http_gw_otlp_resource_write(otlp->resource.data, attrs, n);
+
+    ngx_str_set(&name, "ngx_http_gw_trace_module");
+    ngx_str_set(&version, NGINX_VERSION);
+
+    otlp->scope.len = ngx_http_gw_otlp_scope_size(&name, &version);
+    otlp->scope.data = ngx_pnalloc(cf->pool, otlp->scope.len);
+    if (otlp->scope.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_http_gw_otlp_scope_write(otlp->scope.data, &name, &version);
+
+    ngx_str_set(&name, "upstream_addr");
+    gtmcf->upstream_addr = ngx_http_get_variable_index(cf, &name);
+
+    ngx_str_set(&name, "upstream_response_time");
+    gtmcf->upstream_time = ngx_http_get_variable_index(cf, &name);
+
+    if (gtmcf->upstream_addr == NGX_ERROR
+        || gtmcf->upstream_time == NGX_ERROR)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
 ngx_http_gw_trace_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_gw_trace_loc_conf_t  *conf;
@@ -1416,12 +1542,16 @@ ngx_http_gw_trace_create_loc_conf(ngx_conf_t *cf)
      *     conf->header = { 0, NULL };
      *     conf->header_lc = { 0, NULL };
      *     conf->header_hash = 0;
+     *     conf->sample_threshold = 0;
      */
 
     conf->enable = NGX_CONF_UNSET;
     conf->response_header = NGX_CONF_UNSET;
     conf->context = NGX_CONF_UNSET_UINT;
     conf->sample = NGX_CONF_UNSET_PTR;
+    conf->sample_ratio = NGX_CONF_UNSET_UINT;
+    conf->route = NGX_CONF_UNSET_PTR;
+    conf->span_attrs = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1437,7 +1567,19 @@ ngx_http_gw_trace_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->response_header, prev->response_header, 1);
     ngx_conf_merge_uint_value(conf->context, prev->context,
                               NGX_HTTP_GW_TRACE_PROPAGATE);
-    ngx_conf_merge_ptr_value(conf->sample, prev->sample, NULL);
+    /* gw_trace_sample sets both: a variable or a ratio */
+
+    if (conf->sample == NGX_CONF_UNSET_PTR) {
+        conf->sample = (prev->sample == NGX_CONF_UNSET_PTR) ? NULL
+                                                            : prev->sample;
+        conf->sample_ratio = (prev->sample_ratio == NGX_CONF_UNSET_UINT)
+                             ? NGX_HTTP_GW_TRACE_NO_RATIO
+                             : prev->sample_ratio;
+        conf->sample_threshold = prev->sample_threshold;
+    }
+
+    ngx_conf_merge_ptr_value(conf->route, prev->route, NULL);
+    ngx_conf_merge_ptr_value(conf->span_attrs, prev->span_attrs, NULL);
 
     if (conf->header.data == NULL) {
         if (prev->header.data == NULL) {
@@ -1519,6 +1661,294 @@ invalid:
 }
 
 
+/* gw_trace_sample on | off | $variable | ratio% */
+
+static char *
+ngx_http_gw_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_gw_trace_loc_conf_t *gtcf = conf;
+
+    ngx_int_t                          ratio;
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (gtcf->sample != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 1 && value[1].data[value[1].len - 1] == '%') {
+
+        /* hundredths of a percent */
+
+        ratio = ngx_atofp(value[1].data, value[1].len - 1, 2);
+
+        if (ratio == NGX_ERROR || ratio > 10000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid sampling ratio \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        gtcf->sample = NULL;
+        gtcf->sample_ratio = ratio;
+        gtcf->sample_threshold = ngx_http_gw_tc_ratio_threshold(ratio);
+
+        return NGX_CONF_OK;
+    }
+
+    gtcf->sample = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (gtcf->sample == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = gtcf->sample;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    gtcf->sample_ratio = NGX_HTTP_GW_TRACE_NO_RATIO;
+
+    return NGX_CONF_OK;
+}
+
+
+/* gw_trace_span_attr key value; the attributes of a level replace those
+ * inherited, as proxy_set_header does */
+
+static char *
+ngx_http_gw_trace_span_attr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_gw_trace_loc_conf_t *gtcf = conf;
+
+    size_t                             i;
+    ngx_str_t                         *value;
+    ngx_http_gw_trace_attr_t          *attr;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 128) {
+        goto invalid;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= 0x20 || value[1].data[i] >= 0x7f) {
+            goto invalid;
+        }
+    }
+
+    if (gtcf->span_attrs == NGX_CONF_UNSET_PTR) {
+        gtcf->span_attrs = ngx_array_create(cf->pool, 4,
+                                            sizeof(ngx_http_gw_trace_attr_t));
+        if (gtcf->span_attrs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (gtcf->span_attrs->nelts == NGX_HTTP_GW_TRACE_SPAN_ATTRS) {
+        return "is set too many times (at most 32 per level)";
+    }
+
+    attr = ngx_array_push(gtcf->span_attrs);
+    if (attr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    attr->key = value[1];
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = &attr->value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid span attribute name \"%V\"", &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * gw_trace_otlp [http://]host[:port][/path] [batch_size=n] [queue_size=n]
+ *               [interval=time] [timeout=time];
+ * the collector's address is resolved here, as an upstream server's is
+ */
+
+static char *
+ngx_http_gw_trace_otlp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_gw_trace_main_conf_t *gtmcf = conf;
+
+    u_char                          *p;
+    size_t                           i;
+    ngx_int_t                        n;
+    ngx_str_t                       *value, s;
+    ngx_url_t                        u;
+    ngx_msec_t                       ms;
+    ngx_http_gw_otlp_export_conf_t  *otlp;
+
+    if (gtmcf->otlp != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    otlp = ngx_pcalloc(cf->pool, sizeof(ngx_http_gw_otlp_export_conf_t));
+    if (otlp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    otlp->name = value[1];
+    otlp->batch_size = 512;
+    otlp->queue_size = 2048;
+    otlp->interval = 5000;
+    otlp->timeout = 5000;
+
+    s = value[1];
+
+    if (s.len >= 8 && ngx_strncasecmp(s.data, (u_char *) "https://", 8) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "https is not supported in \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (s.len >= 7 && ngx_strncasecmp(s.data, (u_char *) "http://", 7) == 0)
+    {
+        s.data += 7;
+        s.len -= 7;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = s;
+    u.default_port = 4318;
+    u.uri_part = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\"", u.err, &value[1]);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no address for \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    otlp->addr = &u.addrs[0];
+
+    if (u.uri.len) {
+        for (i = 0; i < u.uri.len; i++) {
+            if (u.uri.data[i] <= 0x20 || u.uri.data[i] >= 0x7f) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid path in \"%V\"", &value[1]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        otlp->uri = u.uri;
+
+    } else {
+        ngx_str_set(&otlp->uri, "/v1/traces");
+    }
+
+    if (u.family == AF_UNIX) {
+        ngx_str_set(&otlp->host, "localhost");
+
+    } else {
+        otlp->host.data = ngx_pnalloc(cf->pool, u.host.len + NGX_INT_T_LEN + 1);
+        if (otlp->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_sprintf(otlp->host.data, "%V:%d", &u.host, (int) u.port);
+        otlp->host.len = p - otlp->host.data;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_http_gw_conf_param(&value[i], "batch_size=", &s)) {
+            n = ngx_atoi(s.data, s.len);
+            if (n <= 0 || n > 65536) {
+                goto invalid;
+            }
+
+            otlp->batch_size = n;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "queue_size=", &s)) {
+            n = ngx_atoi(s.data, s.len);
+            if (n <= 0 || n > 1048576) {
+                goto invalid;
+            }
+
+            otlp->queue_size = n;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "interval=", &s)) {
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+
+            otlp->interval = ms;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "timeout=", &s)) {
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+
+            otlp->timeout = ms;
+            continue;
+        }
+
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
+    }
+
+    if (otlp->queue_size < otlp->batch_size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "queue_size must not be less than batch_size");
+        return NGX_CONF_ERROR;
+    }
+
+    gtmcf->otlp = otlp;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_gw_trace_init(ngx_conf_t *cf)
 {
@@ -1533,6 +1963,13 @@ ngx_http_gw_trace_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_gw_trace_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_gw_trace_log_handler;
 
     ngx_http_gw_traceparent_hash = ngx_hash_key(
                                           ngx_http_gw_traceparent_key.data,
@@ -1551,9 +1988,25 @@ ngx_http_gw_trace_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_gw_trace_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_gw_trace_main_conf_t  *gtmcf;
+
     /* each worker draws its own random bytes, never the master's */
 
     ngx_http_gw_trace_random_pos = NGX_HTTP_GW_TRACE_RANDOM_SIZE;
 
-    return NGX_OK;
+    gtmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                                ngx_http_gw_trace_module);
+
+    if (gtmcf == NULL || gtmcf->otlp == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_gw_otlp_export_init(cycle, gtmcf->otlp);
+}
+
+
+static void
+ngx_http_gw_trace_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_gw_otlp_export_exit();
 }

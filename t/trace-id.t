@@ -7,8 +7,15 @@ use lib "$FindBin::Bin/lib";
 use GwEcho;
 use GwTest;
 use Test::Nginx::Socket 'no_plan';
+use Digest::SHA ();
 
 GwEcho::start();
+
+# plain ids that are not a UUID nor 32 hex digits: the gateway maps each
+# onto the first 16 bytes of its SHA-256 digest (computed here, in Perl)
+our @MAP_IDS = ("abc", "my-request.42_A", "a" x 128, "0",
+                "4bf92f35-77b3-4da6-a3ce-929d0e0e473",
+                "4BF92F3577B34DA6A3CE929D0E0E47361");
 
 repeat_each(2);
 no_shuffle();
@@ -50,7 +57,68 @@ sub {
 
 
 
-=== TEST 3: a UUID or 32 hex digits (any case) is the W3C trace-id itself
+=== TEST 3: the plain id mapping: the first 16 bytes of SHA-256 of the id
+The trace-id sent in traceparent and $gw_w3c_trace_id are the digest
+computed independently by Digest::SHA; $gw_trace_id, X-Trace-ID upstream
+and on the response keep the id as the client sent it.
+--- config
+    location /t {
+        gw_trace on;
+        proxy_set_header X-Gw-Vars "tid=$gw_trace_id w3c=$gw_w3c_trace_id";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
+    }
+--- request eval
+[("GET /t") x @main::MAP_IDS]
+--- more_headers eval
+[map { "X-Trace-ID: $_" } @main::MAP_IDS]
+--- response_body_filters eval
+sub {
+    my %h = map { /^([^:]+):\s*(.*)$/ ? (lc $1 => $2) : () } split /\n/, $_[0];
+    (my $tp = $h{traceparent} // '') =~ s/-[0-9a-f]{16}-01$/-S1-01/;
+    return "traceparent: $tp\nx-gw-vars: " . ($h{'x-gw-vars'} // '')
+           . "\nx-trace-id: " . ($h{'x-trace-id'} // '') . "\n";
+}
+--- response_body eval
+[map { my $h = substr(Digest::SHA::sha256_hex($_), 0, 32);
+       "traceparent: 00-$h-S1-01\nx-gw-vars: tid=$_ w3c=$h\nx-trace-id: $_\n" }
+ @main::MAP_IDS]
+--- response_headers eval
+[map { "X-Trace-ID: $_" } @main::MAP_IDS]
+
+
+
+=== TEST 4: $gw_w3c_trace_id is always the 32-hex W3C trace-id
+A UUID, a traceparent, a new trace: $gw_trace_id is the id as logged and
+sent, $gw_w3c_trace_id the trace-id of traceparent.
+--- config
+    location /t {
+        gw_trace on;
+        proxy_set_header X-Gw-Vars "tid=$gw_trace_id w3c=$gw_w3c_trace_id";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_ECHO_PORT;
+    }
+--- request eval
+[("GET /t") x 3]
+--- more_headers eval
+["X-Trace-ID: 4BF92F35-77B3-4DA6-A3CE-929D0E0E4736",
+ "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+ ""]
+--- response_body eval
+["traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-S1-01
+x-gw-vars: tid=4BF92F35-77B3-4DA6-A3CE-929D0E0E4736 w3c=4bf92f3577b34da6a3ce929d0e0e4736
+x-trace-id: 4BF92F35-77B3-4DA6-A3CE-929D0E0E4736
+",
+"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-S1-01
+x-gw-vars: tid=4bf92f3577b34da6a3ce929d0e0e4736 w3c=4bf92f3577b34da6a3ce929d0e0e4736
+x-trace-id: 4bf92f3577b34da6a3ce929d0e0e4736
+",
+"traceparent: 00-T1-S1-03
+x-gw-vars: tid=T1 w3c=T1
+x-trace-id: T1
+"]
+
+
+
+=== TEST 5: a UUID or 32 hex digits (any case) is the W3C trace-id itself
 --- request eval
 [("GET /t") x 3]
 --- more_headers eval
@@ -73,7 +141,7 @@ x-trace-id: 4BF92F3577B34DA6A3CE929D0E0E4736
 
 
 
-=== TEST 4: invalid ids are never propagated, returned or logged
+=== TEST 6: invalid ids are never propagated, returned or logged
 Blanks inside, quotes, "<", control bytes, 129 characters, empty, an all-zero
 UUID: each is replaced by a fresh random trace id.
 --- http_config
@@ -110,7 +178,7 @@ x-trace-id: T1
 
 
 
-=== TEST 5: 128 characters is the longest id accepted
+=== TEST 7: 128 characters is the longest id accepted
 --- more_headers eval
 "X-Trace-ID: " . ("a" x 128)
 --- response_headers eval
@@ -120,7 +188,7 @@ qr/^x-trace-id: a{128}$/m
 
 
 
-=== TEST 6: CR inside a header value: nginx rejects the request; no leak
+=== TEST 8: CR inside a header value: nginx rejects the request; no leak
 --- raw_request eval
 "GET /t HTTP/1.1\r
 Host: localhost\r
@@ -150,7 +218,7 @@ client sent invalid header line
 
 
 
-=== TEST 7: an LF starts a new header line: the id is "abc", nothing more
+=== TEST 9: an LF starts a new header line: the id is "abc", nothing more
 --- raw_request eval
 "GET /t HTTP/1.0\r\nX-Trace-ID: abc\nInjected: 1\r\n\r\n"
 --- response_body_filters eval
@@ -161,7 +229,7 @@ injected: 1
 
 
 
-=== TEST 8: both headers name the same trace: both kept as sent
+=== TEST 10: both headers name the same trace: both kept as sent
 --- more_headers
 X-Trace-ID: 4bf92f35-77b3-4da6-a3ce-929d0e0e4736
 traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
@@ -174,7 +242,7 @@ X-Trace-ID: 4bf92f35-77b3-4da6-a3ce-929d0e0e4736
 
 
 
-=== TEST 9: the headers disagree: traceparent wins, the plain id follows it
+=== TEST 11: the headers disagree: traceparent wins, the plain id follows it
 --- more_headers
 X-Trace-ID: other-request
 traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
@@ -187,7 +255,7 @@ X-Trace-ID: 4bf92f3577b34da6a3ce929d0e0e4736
 
 
 
-=== TEST 10: an invalid traceparent and a valid plain id: the plain id wins
+=== TEST 12: an invalid traceparent and a valid plain id: the plain id wins
 --- more_headers
 X-Trace-ID: abc-123
 traceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01
@@ -199,7 +267,7 @@ $/
 
 
 
-=== TEST 11: two plain id headers: neither is trusted, one new id is sent
+=== TEST 13: two plain id headers: neither is trusted, one new id is sent
 --- more_headers
 X-Trace-ID: first
 X-Trace-ID: second
@@ -210,7 +278,7 @@ x-trace-id: T1
 
 
 
-=== TEST 12: gw_trace_header names another header (read, sent, returned)
+=== TEST 14: gw_trace_header names another header (read, sent, returned)
 --- config
     location /t {
         gw_trace on;
@@ -234,7 +302,7 @@ X-Request-ID: req-7
 
 
 
-=== TEST 13: gw_trace_response_header off: ids still go upstream
+=== TEST 15: gw_trace_response_header off: ids still go upstream
 --- config
     location /t {
         gw_trace on;
@@ -249,7 +317,7 @@ x-trace-id: T1
 
 
 
-=== TEST 14: a trace id header from the upstream is replaced, not doubled
+=== TEST 16: a trace id header from the upstream is replaced, not doubled
 --- config
     location /t {
         gw_trace on;
@@ -270,7 +338,7 @@ up
 
 
 
-=== TEST 15: gw_trace off (the default): nothing added anywhere
+=== TEST 17: gw_trace off (the default): nothing added anywhere
 --- config
     location /t {
         proxy_set_header X-Gw-Vars "tid=[$gw_trace_id] tp=[$gw_traceparent]";

@@ -146,7 +146,7 @@ GET /api/orders
 "Authorization: Bearer $::Token{$::CanaryUser}"
 --- error_code: 200
 --- access_log eval
-qr{^[0-9a-f]{32} GET /api/orders 200 [\d.]+ 127\.0\.0\.1:\d+ user=c\d+-\d+ auth=ok ratelimit=PASSED variant=canary$}m
+qr{^[0-9a-f]{32} [0-9a-f]{32} GET /api/orders 200 [\d.]+ 127\.0\.0\.1:\d+ user=c\d+-\d+ auth=ok ratelimit=PASSED variant=canary$}m
 
 
 
@@ -159,7 +159,7 @@ GET /api/batch
 --- response_body_like chomp
 ^\{"user":\{[^{}]*"instance":"app\d"[^{}]*\},"orders":\{[^{}]*"instance":"app\d"[^{}]*\},"products":\{[^{}]*"instance":"app\d"
 --- access_log eval
-qr{^[0-9a-f]{32} GET /api/batch 200 [\d.]+ - user=s\d+-\d+ auth=ok ratelimit=PASSED variant=stable$}m
+qr{^[0-9a-f]{32} [0-9a-f]{32} GET /api/batch 200 [\d.]+ - user=s\d+-\d+ auth=ok ratelimit=PASSED variant=stable$}m
 
 
 

@@ -126,7 +126,7 @@ sub start_demo {
 }
 
 sub check_gone {
-    my ($name, $run, $redis) = @_;
+    my ($name, $run, $redis, $otlp) = @_;
     my @left = wait_for(sub { my @l = leftovers($run); @l ? () : 1 }, 10)
                ? () : leftovers($run);
     is_deeply(\@left, [], "$name: no process runs from the prefix");
@@ -135,6 +135,8 @@ sub check_gone {
     kill 'KILL', map { /^(\d+)/ } @left;
 
     ok(wait_for(sub { port_free($redis) }, 5), "$name: redis stopped");
+    ok(wait_for(sub { port_free($otlp) }, 5),
+       "$name: the span collector stopped");
     ok(wait_for(sub { !-e $run }, 5),
        "$name: the prefix and its private key are removed");
 }
@@ -145,9 +147,11 @@ sub check_gone {
     my $base = free_range(4);
     my $bbase = free_range(4);
     my $redis = free_range(1);
+    my $otlp = free_range(1);
     my ($pid, $tty, $log) = start_demo(GW_DEMO_PORT_BASE => $base,
                                        GW_DEMO_BACKEND_BASE => $bbase,
-                                       GW_DEMO_REDIS_PORT => $redis);
+                                       GW_DEMO_REDIS_PORT => $redis,
+                                       GW_DEMO_OTLP_PORT => $otlp);
     my ($run) = wait_for(sub { slurp($log) =~ /RUN=(\S+)/ ? $1 : undef }, 60);
     ok($run, 'default: the demo starts') or diag slurp($log);
     $run //= "$tmp/none";
@@ -163,6 +167,10 @@ sub check_gone {
          'default: the batch holds the three services');
     ($code) = http_get($base + 2, '/api/unknown');
     is($code, 401, 'default: the second instance authenticates first');
+    ok(wait_for(sub { slurp("$run/logs/spans.log")
+                      =~ m{GET /api/batch} ? 1 : undef }, 10),
+       'default: the span collector prints the spans')
+        or diag slurp("$run/logs/spans.log");
 
     print $tty "\003";                      # Ctrl-C on its terminal
     my $st = wait_for(sub { waitpid($pid, WNOHANG) == $pid ? [$?] : undef },
@@ -171,7 +179,7 @@ sub check_gone {
     is($st && $st->[0] >> 8, 0, 'default: Ctrl-C is a normal stop: status 0');
     like(slurp($log), qr/stopping the demo\.\.\..*stopped\./s,
          'default: it says so');
-    check_gone('default', $run, $redis);
+    check_gone('default', $run, $redis, $otlp);
 }
 
 # --- REPLICAS=3: one limit across replicas; the terminal goes away, the
@@ -181,10 +189,12 @@ sub check_gone {
     my $base = free_range(14);
     my $bbase = free_range(4);
     my $redis = free_range(1);
+    my $otlp = free_range(1);
     my ($pid, $tty, $log) = start_demo(leader => 'make', GW_DEMO_REPLICAS => 3,
                                        GW_DEMO_PORT_BASE => $base,
                                        GW_DEMO_BACKEND_BASE => $bbase,
-                                       GW_DEMO_REDIS_PORT => $redis);
+                                       GW_DEMO_REDIS_PORT => $redis,
+                                       GW_DEMO_OTLP_PORT => $otlp);
     my ($run) = wait_for(sub { slurp($log) =~ /RUN=(\S+)/ ? $1 : undef }, 60);
     ok($run, 'replicas: the demo starts') or diag slurp($log);
     $run //= "$tmp/none";
@@ -214,7 +224,7 @@ sub check_gone {
     ok(wait_for(sub { !grep { slurp("$_/cmdline") =~ /^perl\0-e\0\$SIG\{HUP\}/ }
                            glob '/proc/[0-9]*' }, 10),
        'replicas (SIGHUP): the waiting session leader ends too');
-    check_gone('replicas (SIGHUP)', $run, $redis);
+    check_gone('replicas (SIGHUP)', $run, $redis, $otlp);
 }
 
 # --- a port in use: who holds it ------------------------------------------
@@ -226,8 +236,9 @@ sub check_gone {
                                      LocalPort => $bbase + 3, ReuseAddr => 1)
         or die "listen: $!";
     my $redis = free_range(1);
-    local @ENV{qw(GW_DEMO_PORT_BASE GW_DEMO_BACKEND_BASE GW_DEMO_REDIS_PORT)}
-        = ($base, $bbase, $redis);
+    my $otlp = free_range(1);
+    local @ENV{qw(GW_DEMO_PORT_BASE GW_DEMO_BACKEND_BASE GW_DEMO_REDIS_PORT
+                  GW_DEMO_OTLP_PORT)} = ($base, $bbase, $redis, $otlp);
     my $out = `$top/examples/run-demo 2>&1 </dev/null`;
     is($? >> 8, 1, 'busy port: the demo does not start');
     like($out, qr/port ${\($bbase + 3)} on 127\.0\.0\.1 is in use by pid $$ \(perl\)/,

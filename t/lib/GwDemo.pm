@@ -271,6 +271,9 @@ sub blocks {
     # the demo's Redis deadline is for a quiet Redis of its own; the
     # suites' Redis is shared and nginx may run under valgrind
     $http_config =~ s{(gw_ratelimit_redis\s[^;]*\btimeout=)\w+}{${1}1s};
+    # no span collector in the suites (t/trace-otlp*.t test the export)
+    $http_config =~ s{^\s*gw_trace_otlp\s[^;]*;\n}{}mg
+        or die "GwDemo: no gw_trace_otlp in the demo";
     $http_config =~ s{\blogs/gateway\.log\b}{logs/access.log}g;
     $http_config =~ s{\bcache/}{logs/cache-}g;
 

@@ -211,6 +211,8 @@ sub start_demo {
     $conf =~ s{^(\s*server\s+)[A-Za-z][\w.-]*:\d+}
               {$1 . "127.0.0.1:" . $backends[$i++ % 3]}mge;
     $conf =~ s{(gw_ratelimit_redis\s+)[\w.-]+:\d+}{${1}127.0.0.1:$redis}g;
+    # no span collector here: the demo's exporter is left out
+    $conf =~ s{^\s*gw_trace_otlp\s[^;]*;\n}{}mg;
     $conf =~ s{(gw_ratelimit_redis\s[^;]*\btimeout=)\w+}{$1$timeout}g
         if $timeout ne 'demo';
     my %listen;

@@ -6,6 +6,7 @@
 #   make test                 Test::Nginx suites against a private redis-server
 #   make run                  the demo gateway on 127.0.0.1:8080 (metrics :8081)
 #   make bench                side-by-side benchmark, ratios to the bare proxy
+#   make bench-peers          nginx-gw against OpenResty-style and Flask peers
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make test-valgrind        the suite with nginx under valgrind
@@ -41,7 +42,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench bench-peers fuzz fuzz-build clean
 
 all: modules
 
@@ -108,6 +109,12 @@ run: modules
 bench: modules
 	@$(TOP)/.ci/deps build bench
 	@$(TOP)/bench/run $(BENCH_ARGS)
+
+# all four modules, limit_req, the OpenResty way and the article's Flask
+# gateway, Redis shared and pinned apart: bench/results/peers.md and plots
+bench-peers: modules
+	@$(TOP)/.ci/deps build bench peers
+	@$(TOP)/bench/peers/run
 
 # Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
 # linked with the unit that holds them (FUZZ_UNITS_<harness>) and

@@ -42,7 +42,7 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench bench-peers fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench bench-peers bench-peers-profile fuzz fuzz-build clean
 
 all: modules
 
@@ -115,6 +115,11 @@ bench: modules
 bench-peers: modules
 	@$(TOP)/.ci/deps build bench peers
 	@$(TOP)/bench/peers/run
+
+# where the gateways' instructions go: callgrind, bench/results/peers-profile.txt
+bench-peers-profile: modules
+	@$(TOP)/.ci/deps build bench peers valgrind
+	@$(TOP)/bench/peers/profile gw-all gw-limit-req openresty
 
 # Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
 # linked with the unit that holds them (FUZZ_UNITS_<harness>) and

@@ -43,17 +43,6 @@ LEEWAY = 30
 WINDOW_MS = 60000
 LIMIT = 100000
 
-SCRIPT = """
-local k, now, w = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', k, '-inf', now - w)
-if redis.call('ZCARD', k) >= tonumber(ARGV[3]) then
-    return 0
-end
-redis.call('ZADD', k, now, ARGV[4])
-redis.call('PEXPIRE', k, w)
-return 1
-"""
-
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate",
               "proxy-authorization", "te", "trailers", "transfer-encoding",
@@ -65,7 +54,9 @@ with open(os.environ["GW_JWKS"]) as f:
 
 store = redis.Redis(host="127.0.0.1", port=int(os.environ["GW_REDIS_PORT"]),
                     socket_timeout=0.05, socket_connect_timeout=0.05)
-limiter = store.register_script(SCRIPT)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "sliding-window.lua")) as f:
+    limiter = store.register_script(f.read())
 members = itertools.count()
 local = threading.local()
 verified = {}

@@ -39,32 +39,23 @@ local to_hex = rstring.to_hex
 
 local _M = {}
 
-local conf, key, script_sha, members
+local conf, key, script, script_sha, members
 local cache = assert(lrucache.new(1024))
 
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
--- KEYS[1] the client's key; ARGV: now (ms), window (ms), limit, member
-local SCRIPT = [[
-local k, now, w = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', k, '-inf', now - w)
-if redis.call('ZCARD', k) >= tonumber(ARGV[3]) then
-    return 0
-end
-redis.call('ZADD', k, now, ARGV[4])
-redis.call('PEXPIRE', k, w)
-return 1
-]]
 
-
--- init_by_lua: c = { key_file, kid, leeway, redis_port, window, limit,
--- route }
+-- init_by_lua: c = { key_file, script_file, kid, leeway, redis_port,
+-- window, limit, route }
 function _M.init(c)
     conf = c
     local f = assert(io.open(c.key_file))
     key = assert(pkey.new(f:read("*a")))
     f:close()
-    script_sha = to_hex(ngx.sha1_bin(SCRIPT))
+    f = assert(io.open(c.script_file))
+    script = f:read("*a")
+    f:close()
+    script_sha = to_hex(ngx.sha1_bin(script))
     members = 0
 end
 
@@ -208,7 +199,7 @@ local function limit(ctx)
     res, err = red:evalsha(script_sha, 1, k, now, conf.window, conf.limit,
                            member)
     if not res and err and find(err, "NOSCRIPT", 1, true) then
-        res, err = red:eval(SCRIPT, 1, k, now, conf.window, conf.limit,
+        res, err = red:eval(script, 1, k, now, conf.window, conf.limit,
                             member)
     end
 

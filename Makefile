@@ -8,6 +8,7 @@
 #   make run REPLICAS=3       three gateway replicas behind a balancer on :8080
 #   make bench                side-by-side benchmark, ratios to the bare proxy
 #   make faults               fault scenarios under load, PASS/FAIL on bounds
+#   make bench-peers          nginx-gw against OpenResty-style and Flask peers
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make w3c-trace W3C_TRACE_CONTEXT=/path   the W3C Trace Context test suite
@@ -65,8 +66,9 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz \
-    fuzz-build clean deb package-test status-page w3c-trace
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench \
+    bench-peers bench-peers-profile fuzz fuzz-build clean deb package-test \
+    status-page w3c-trace
 
 all: modules
 
@@ -161,6 +163,17 @@ bench: modules
 faults: modules
 	@$(TOP)/.ci/deps build faults
 	@$(TOP)/faults/run $(FAULTS_ARGS)
+
+# all four modules, limit_req, the OpenResty way and the article's Flask
+# gateway, Redis shared and pinned apart: bench/results/peers.md and plots
+bench-peers: modules
+	@$(TOP)/.ci/deps build bench peers
+	@$(TOP)/bench/peers/run
+
+# where the gateways' instructions go: callgrind, bench/results/peers-profile.txt
+bench-peers-profile: modules
+	@$(TOP)/.ci/deps build bench peers valgrind
+	@$(TOP)/bench/peers/profile gw-all gw-limit-req openresty
 
 # Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
 # linked with the unit that holds them (FUZZ_UNITS_<harness>) and

@@ -131,8 +131,8 @@ FUZZ_UNITS_fuzz_auth :=
 FUZZ_LDFLAGS_fuzz_auth := -Wl,--unresolved-symbols=ignore-all
 FUZZ_UNITS_fuzz_metrics :=
 FUZZ_LDFLAGS_fuzz_metrics := -Wl,--unresolved-symbols=ignore-all
-FUZZ_UNITS_fuzz_ratelimit :=
-FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_ratelimit := ngx_http_gw_redis_reply.c \
+    ngx_http_gw_ratelimit_script.c
 FUZZ_UNITS_fuzz_trace :=
 FUZZ_LDFLAGS_fuzz_trace := -Wl,--unresolved-symbols=ignore-all
 

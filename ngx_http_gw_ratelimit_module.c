@@ -22,12 +22,10 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 
+#include "ngx_http_gw_conf.h"
 #include "ngx_http_gw_redis.h"
+#include "ngx_http_gw_ratelimit_script.h"
 
-
-#define NGX_HTTP_GW_RATELIMIT_GCRA        1
-#define NGX_HTTP_GW_RATELIMIT_FIXED       2
-#define NGX_HTTP_GW_RATELIMIT_SLIDING     3
 
 #define NGX_HTTP_GW_RATELIMIT_PASSED      1
 #define NGX_HTTP_GW_RATELIMIT_REJECTED    2
@@ -42,7 +40,6 @@
 #define NGX_HTTP_GW_RATELIMIT_DONE        2
 #define NGX_HTTP_GW_RATELIMIT_APPLIED     3
 
-#define NGX_HTTP_GW_RATELIMIT_MAX_LIMITS  16
 #define NGX_HTTP_GW_RATELIMIT_MAX_NAME    64
 #define NGX_HTTP_GW_RATELIMIT_MAX_PREFIX  64
 /* longer keys are stored as their SHA-1 */
@@ -50,16 +47,9 @@
 #define NGX_HTTP_GW_RATELIMIT_MAX_COUNT   1000000
 /* a sliding window keeps one sorted-set entry per admitted request */
 #define NGX_HTTP_GW_RATELIMIT_MAX_LOG     100000
-/* reset and retry times from Redis are clamped to a day */
-#define NGX_HTTP_GW_RATELIMIT_MAX_MSEC    86400000
 
-/* one script call decides at most this many requests and keys */
-#define NGX_HTTP_GW_RATELIMIT_BATCH       64
-#define NGX_HTTP_GW_RATELIMIT_BATCH_KEYS  256
 /* bytes of the keys of a batch, in the Redis protocol */
 #define NGX_HTTP_GW_RATELIMIT_BATCH_BYTES 8192
-/* distinct limits in a batch: their number fits a descriptor byte */
-#define NGX_HTTP_GW_RATELIMIT_BATCH_SPECS 63
 /* batches open or in flight, per worker */
 #define NGX_HTTP_GW_RATELIMIT_MAX_BATCHES 1024
 /*
@@ -68,15 +58,6 @@
  * trip instead of the round trips multiplying.
  */
 #define NGX_HTTP_GW_RATELIMIT_INFLIGHT    1
-
-/* a key's descriptor byte: its limit in the batch, then these flags */
-#define NGX_HTTP_GW_RATELIMIT_LAST        0x40
-#define NGX_HTTP_GW_RATELIMIT_DETAILS     0x80
-
-/* the outcome of a request in a batch reply */
-#define NGX_HTTP_GW_RATELIMIT_FAILED      0
-#define NGX_HTTP_GW_RATELIMIT_ADMITTED    1
-#define NGX_HTTP_GW_RATELIMIT_DENIED      2
 
 
 typedef struct {
@@ -129,32 +110,6 @@ typedef struct {
 } ngx_http_gw_ratelimit_node_t;
 
 
-typedef struct {
-    ngx_uint_t                         allowed;
-    ngx_uint_t                         remaining;
-    ngx_msec_t                         reset;
-    ngx_msec_t                         retry;
-} ngx_http_gw_ratelimit_result_t;
-
-
-/*
- * A batch reply interpreted.  In: the requests' shapes (number of limits,
- * whether the request wants the details), the keys' capacities (the keys
- * of the requests one after the other).  Out: per request its outcome and
- * whether its results are known, per key its result.
- */
-typedef struct {
-    ngx_uint_t                      nreq;
-    u_char                          nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                          details[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_uint_t                      capacity[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    u_char                          outcome[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                          known[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_http_gw_ratelimit_result_t  res[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    redisReply                     *error;      /* of a failed request */
-} ngx_http_gw_ratelimit_verdicts_t;
-
-
 typedef struct ngx_http_gw_ratelimit_batch_s  ngx_http_gw_ratelimit_batch_t;
 typedef struct ngx_http_gw_ratelimit_ctx_s    ngx_http_gw_ratelimit_ctx_t;
 
@@ -180,7 +135,7 @@ typedef struct {
     ngx_event_t                        flush;      /* end of the iteration */
     u_char                            *command;    /* being formatted */
     size_t                             command_size;
-    ngx_http_gw_ratelimit_verdicts_t  *verdicts;
+    ngx_http_gw_rl_verdicts_t  *verdicts;
 } ngx_http_gw_ratelimit_main_conf_t;
 
 
@@ -203,7 +158,7 @@ struct ngx_http_gw_ratelimit_ctx_s {
     ngx_uint_t                         slot;       /* in the batch */
     ngx_http_gw_ratelimit_limit_t    **limits;     /* those applied */
     ngx_str_t                         *keys;
-    ngx_http_gw_ratelimit_result_t    *results;
+    ngx_http_gw_rl_result_t    *results;
     ngx_uint_t                         n;
     ngx_uint_t                         status;
     ngx_uint_t                         state;
@@ -229,10 +184,10 @@ struct ngx_http_gw_ratelimit_batch_s {
     ngx_uint_t                         id;
     ngx_msec_t                         start;      /* of its first request */
     u_char                            *last;       /* end of the keys */
-    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_http_gw_ratelimit_limit_t     *spec[NGX_HTTP_GW_RATELIMIT_BATCH_SPECS];
-    u_char                             nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                             desc[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RL_BATCH];
+    ngx_http_gw_ratelimit_limit_t     *spec[NGX_HTTP_GW_RL_BATCH_SPECS];
+    u_char                             nlimits[NGX_HTTP_GW_RL_BATCH];
+    u_char                             desc[NGX_HTTP_GW_RL_BATCH_KEYS];
     unsigned                           eval:1;
     u_char                             keys[NGX_HTTP_GW_RATELIMIT_BATCH_BYTES];
 };
@@ -259,14 +214,7 @@ static u_char *ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data,
     size_t len);
 static void ngx_http_gw_ratelimit_reply(void *data, redisReply *reply);
 static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_verdicts_t *v);
-static ngx_int_t ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
-    ngx_http_gw_ratelimit_verdicts_t *v);
-static ngx_int_t ngx_http_gw_ratelimit_parse_reply(redisReply *reply,
-    ngx_uint_t n, ngx_uint_t details, const ngx_uint_t *capacity,
-    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
-    ngx_uint_t *known);
-static ngx_int_t ngx_http_gw_ratelimit_noscript(redisReply *reply);
+    ngx_http_gw_rl_verdicts_t *v);
 static void ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted);
 static void ngx_http_gw_ratelimit_unavailable(
@@ -292,7 +240,7 @@ static void ngx_http_gw_ratelimit_local_expire(
     ngx_http_gw_ratelimit_local_t *local, int64_t now, ngx_uint_t force);
 static void ngx_http_gw_ratelimit_local_eval(
     ngx_http_gw_ratelimit_limit_t *limit, ngx_http_gw_ratelimit_node_t *lr,
-    int64_t now, ngx_uint_t charge, ngx_http_gw_ratelimit_result_t *res);
+    int64_t now, ngx_uint_t charge, ngx_http_gw_rl_result_t *res);
 static void ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_gw_ratelimit_init_zone(ngx_shm_zone_t *shm_zone,
@@ -752,7 +700,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     /* the context and its per-limit arrays in one allocation */
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_gw_ratelimit_ctx_t)
-                              + m * (sizeof(ngx_http_gw_ratelimit_result_t)
+                              + m * (sizeof(ngx_http_gw_rl_result_t)
                                      + sizeof(ngx_str_t) + sizeof(void *)));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -760,7 +708,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
     ngx_memzero(ctx, sizeof(ngx_http_gw_ratelimit_ctx_t));
 
-    ctx->results = (ngx_http_gw_ratelimit_result_t *) (ctx + 1);
+    ctx->results = (ngx_http_gw_rl_result_t *) (ctx + 1);
     ctx->keys = (ngx_str_t *) (ctx->results + m);
     ctx->limits = (ngx_http_gw_ratelimit_limit_t **) (ctx->keys + m);
 
@@ -964,9 +912,8 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
         } else {
             if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
                 ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
-                                            "gw_ratelimit redis \"%V\": %d "
-                                            "batches in flight, failing fast",
-                                            &gmcf->redis.name,
+                                            "%d batches in flight, failing "
+                                            "fast",
                                             NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
                 return NGX_DECLINED;
             }
@@ -1017,9 +964,9 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
 
         b->desc[b->nkeys++] = (u_char) (s + 1)
                               | (i == ctx->n - 1
-                                 ? NGX_HTTP_GW_RATELIMIT_LAST : 0)
+                                 ? NGX_HTTP_GW_RL_LAST : 0)
                               | (ctx->glcf->headers
-                                 ? NGX_HTTP_GW_RATELIMIT_DETAILS : 0);
+                                 ? NGX_HTTP_GW_RL_DETAILS : 0);
 
         len = ngx_http_gw_ratelimit_key_len(limit->zone, &raw[i]);
 
@@ -1042,7 +989,7 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
     ctx->batch = b;
     ctx->slot = b->nreq++;
 
-    if (b->nreq == NGX_HTTP_GW_RATELIMIT_BATCH) {
+    if (b->nreq == NGX_HTTP_GW_RL_BATCH) {
         ngx_http_gw_ratelimit_flush(gmcf, 1);
     }
 
@@ -1056,7 +1003,7 @@ ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
 {
     ngx_uint_t  i, s, specs;
 
-    if (b->nkeys + ctx->n > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
+    if (b->nkeys + ctx->n > NGX_HTTP_GW_RL_BATCH_KEYS
         || (size_t) (b->keys + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES - b->last)
            < size)
     {
@@ -1077,7 +1024,7 @@ ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
         }
     }
 
-    return specs <= NGX_HTTP_GW_RATELIMIT_BATCH_SPECS;
+    return specs <= NGX_HTTP_GW_RL_BATCH_SPECS;
 }
 
 
@@ -1155,7 +1102,7 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gmcf->conn->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "gw_ratelimit: sending a batch of %ui requests, %ui keys",
                    b->nreq, b->nkeys);
 
@@ -1250,7 +1197,7 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
     u_char                              buf[128];
     ngx_uint_t                          i, j, k;
     ngx_http_gw_redis_t                *conn;
-    ngx_http_gw_ratelimit_verdicts_t   *v;
+    ngx_http_gw_rl_verdicts_t   *v;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
@@ -1258,13 +1205,13 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     /* the script cache was flushed: send the script itself, same deadline */
 
-    if (reply != NULL && !b->eval && ngx_http_gw_ratelimit_noscript(reply)) {
+    if (reply != NULL && !b->eval && ngx_http_gw_rl_noscript(reply)) {
         b->eval = 1;
 
         len = ngx_http_gw_ratelimit_format(b, 1);
 
         if (ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK) {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, conn->log, 0,
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                            "gw_ratelimit: NOSCRIPT, sent EVAL");
             return;
         }
@@ -1287,9 +1234,7 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
         len = ngx_http_gw_redis_printable(buf, sizeof(buf),
                                           (u_char *) reply->str, reply->len);
         ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "script failed: \"%*s\"",
-                                    &conn->conf->name, len, buf);
+                                    "script failed: \"%*s\"", len, buf);
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
     }
@@ -1302,18 +1247,16 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     for (i = 0; i < b->nreq; i++) {
         v->nlimits[i] = b->nlimits[i];
-        v->details[i] = (b->desc[k] & NGX_HTTP_GW_RATELIMIT_DETAILS) ? 1 : 0;
+        v->details[i] = (b->desc[k] & NGX_HTTP_GW_RL_DETAILS) ? 1 : 0;
 
         for (j = 0; j < b->nlimits[i]; j++, k++) {
             v->capacity[k] = b->spec[(b->desc[k] & 0x3f) - 1]->capacity;
         }
     }
 
-    if (ngx_http_gw_ratelimit_parse_batch(reply, v) != NGX_OK) {
+    if (ngx_http_gw_rl_parse_batch(reply, v) != NGX_OK) {
         ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "unexpected script reply",
-                                    &conn->conf->name);
+                                    "unexpected script reply");
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
     }
@@ -1323,9 +1266,8 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
                                           (u_char *) v->error->str,
                                           v->error->len);
         ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
                                     "script failed for a request: \"%*s\"",
-                                    &conn->conf->name, len, buf);
+                                    len, buf);
     }
 
     ngx_http_gw_ratelimit_finish(b, v);
@@ -1342,7 +1284,7 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
 static void
 ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_verdicts_t *v)
+    ngx_http_gw_rl_verdicts_t *v)
 {
     ngx_uint_t                          i, k;
     ngx_http_request_t                 *r;
@@ -1362,18 +1304,18 @@ ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
 
         ctx->batch = NULL;
 
-        if (v == NULL || v->outcome[i] == NGX_HTTP_GW_RATELIMIT_FAILED) {
+        if (v == NULL || v->outcome[i] == NGX_HTTP_GW_RL_FAILED) {
             ngx_http_gw_ratelimit_unavailable(ctx);
 
         } else {
             if (v->known[i]) {
                 ngx_memcpy(ctx->results, &v->res[k],
-                           ctx->n * sizeof(ngx_http_gw_ratelimit_result_t));
+                           ctx->n * sizeof(ngx_http_gw_rl_result_t));
                 ctx->known = 1;
             }
 
             ngx_http_gw_ratelimit_decide(ctx, v->outcome[i]
-                                         == NGX_HTTP_GW_RATELIMIT_ADMITTED);
+                                         == NGX_HTTP_GW_RL_ADMITTED);
         }
 
         ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
@@ -1386,176 +1328,6 @@ ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
 
     b->next = gmcf->free;
     gmcf->free = b;
-}
-
-
-/*
- * Interprets a batch reply: an array with one element per request, each
- * checked against what the request asked.  Everything is checked: the
- * reply comes from the network, and a wrong decision is worse than none
- * (on NGX_ERROR every request of the batch follows its fail policy).  An
- * error element fails its request alone.
- */
-
-static ngx_int_t
-ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
-    ngx_http_gw_ratelimit_verdicts_t *v)
-{
-    ngx_uint_t   i, k, admitted, known;
-    redisReply  *e;
-
-    v->error = NULL;
-
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || v->nreq == 0
-        || v->nreq > NGX_HTTP_GW_RATELIMIT_BATCH
-        || reply->elements != v->nreq
-        || reply->element == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    k = 0;
-
-    for (i = 0; i < v->nreq; i++) {
-        e = reply->element[i];
-
-        if (v->nlimits[i] == 0
-            || v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS
-            || k + v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
-            || e == NULL)
-        {
-            return NGX_ERROR;
-        }
-
-        if (e->type == REDIS_REPLY_ERROR) {
-            v->outcome[i] = NGX_HTTP_GW_RATELIMIT_FAILED;
-            v->known[i] = 0;
-
-            if (v->error == NULL) {
-                v->error = e;
-            }
-
-        } else {
-            if (ngx_http_gw_ratelimit_parse_reply(e, v->nlimits[i],
-                                                  v->details[i],
-                                                  &v->capacity[k], &v->res[k],
-                                                  &admitted, &known)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            v->outcome[i] = admitted ? NGX_HTTP_GW_RATELIMIT_ADMITTED
-                                     : NGX_HTTP_GW_RATELIMIT_DENIED;
-            v->known[i] = (u_char) known;
-        }
-
-        k += v->nlimits[i];
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * One request's element: the integer 1 when it was admitted and wanted no
- * details, otherwise {admitted, (allowed, remaining, reset, retry)...}.
- */
-
-static ngx_int_t
-ngx_http_gw_ratelimit_parse_reply(redisReply *reply, ngx_uint_t n,
-    ngx_uint_t details, const ngx_uint_t *capacity,
-    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
-    ngx_uint_t *known)
-{
-    ngx_uint_t   i, k, all;
-    long long    v[4];
-    redisReply  *e;
-
-    if (n == 0 || n > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
-        return NGX_ERROR;
-    }
-
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        if (reply->integer != 1 || details) {
-            return NGX_ERROR;
-        }
-
-        *admitted = 1;
-        *known = 0;
-
-        return NGX_OK;
-    }
-
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 1 + 4 * n
-        || reply->element == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    e = reply->element[0];
-
-    if (e == NULL
-        || e->type != REDIS_REPLY_INTEGER
-        || (e->integer != 0 && e->integer != 1))
-    {
-        return NGX_ERROR;
-    }
-
-    *admitted = (ngx_uint_t) e->integer;
-    all = 1;
-
-    for (i = 0; i < n; i++) {
-
-        for (k = 0; k < 4; k++) {
-            e = reply->element[1 + 4 * i + k];
-
-            if (e == NULL || e->type != REDIS_REPLY_INTEGER
-                || e->integer < 0)
-            {
-                return NGX_ERROR;
-            }
-
-            v[k] = e->integer;
-        }
-
-        if (v[0] > 1 || v[1] > (long long) capacity[i]) {
-            return NGX_ERROR;
-        }
-
-        res[i].allowed = (ngx_uint_t) v[0];
-        res[i].remaining = (ngx_uint_t) v[1];
-        res[i].reset = (ngx_msec_t) ngx_min(v[2],
-                                            NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-        res[i].retry = (ngx_msec_t) ngx_min(v[3],
-                                            NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-
-        if (!res[i].allowed) {
-            all = 0;
-        }
-    }
-
-    if (*admitted != all) {
-        return NGX_ERROR;
-    }
-
-    *known = 1;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_gw_ratelimit_noscript(redisReply *reply)
-{
-    return reply->type == REDIS_REPLY_ERROR
-           && reply->str != NULL
-           && reply->len >= sizeof("NOSCRIPT") - 1
-           && ngx_strncmp(reply->str, "NOSCRIPT", sizeof("NOSCRIPT") - 1)
-              == 0;
 }
 
 
@@ -1842,7 +1614,7 @@ static ngx_uint_t
 ngx_http_gw_ratelimit_tightest(ngx_http_gw_ratelimit_ctx_t *ctx)
 {
     ngx_uint_t                       i, t;
-    ngx_http_gw_ratelimit_result_t  *res;
+    ngx_http_gw_rl_result_t  *res;
 
     res = ctx->results;
     t = 0;
@@ -1892,7 +1664,7 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     int64_t                         now;
     ngx_uint_t                      i, all;
     ngx_time_t                     *tp;
-    ngx_http_gw_ratelimit_node_t   *lr[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
+    ngx_http_gw_ratelimit_node_t   *lr[NGX_HTTP_GW_RL_MAX_LIMITS];
     ngx_http_gw_ratelimit_local_t  *local;
 
     if (ctx->gmcf->shm_zone == NULL) {
@@ -1920,7 +1692,7 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
         if (lr[i] == NULL) {
             /* the zone is full: this limit cannot count, let it pass */
             ngx_memzero(&ctx->results[i],
-                        sizeof(ngx_http_gw_ratelimit_result_t));
+                        sizeof(ngx_http_gw_rl_result_t));
             ctx->results[i].allowed = 1;
             ctx->results[i].remaining = ctx->limits[i]->capacity;
             continue;
@@ -2086,7 +1858,7 @@ ngx_http_gw_ratelimit_local_expire(ngx_http_gw_ratelimit_local_t *local,
 static void
 ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
     ngx_http_gw_ratelimit_node_t *lr, int64_t now, ngx_uint_t charge,
-    ngx_http_gw_ratelimit_result_t *res)
+    ngx_http_gw_rl_result_t *res)
 {
     double                         T, cap, tat, d, est, q, left, wait;
     int64_t                        p, w, e, cur, prev;
@@ -2102,7 +1874,7 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 
     switch (zone->algorithm) {
 
-    case NGX_HTTP_GW_RATELIMIT_GCRA:
+    case NGX_HTTP_GW_RL_GCRA:
         T = (double) p / zone->count;
         cap = (limit->burst + 1) * T;
         tat = (double) ngx_max(lr->a, now);
@@ -2132,7 +1904,7 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 
         break;
 
-    case NGX_HTTP_GW_RATELIMIT_FIXED:
+    case NGX_HTTP_GW_RL_FIXED:
         w = now / p;
         cur = (lr->a == w) ? lr->b : 0;
 
@@ -2154,7 +1926,7 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 
         break;
 
-    default: /* NGX_HTTP_GW_RATELIMIT_SLIDING */
+    default: /* NGX_HTTP_GW_RL_SLIDING */
         w = now / p;
         e = now - w * p;
 
@@ -2202,8 +1974,8 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         break;
     }
 
-    res->reset = ngx_min(res->reset, NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-    res->retry = ngx_min(res->retry, NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
+    res->reset = ngx_min(res->reset, NGX_HTTP_GW_RL_MAX_MSEC);
+    res->retry = ngx_min(res->retry, NGX_HTTP_GW_RL_MAX_MSEC);
 }
 
 
@@ -2310,7 +2082,7 @@ ngx_http_gw_ratelimit_header_filter(ngx_http_request_t *r)
     ngx_http_gw_ratelimit_ctx_t     *ctx;
     ngx_http_gw_ratelimit_zone_t    *zone;
     ngx_http_gw_ratelimit_limit_t   *limit;
-    ngx_http_gw_ratelimit_result_t  *res;
+    ngx_http_gw_rl_result_t  *res;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
@@ -2369,7 +2141,7 @@ ngx_http_gw_ratelimit_header_filter(ngx_http_request_t *r)
             *p++ = ' ';
         }
 
-        if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_GCRA) {
+        if (zone->algorithm == NGX_HTTP_GW_RL_GCRA) {
             p = ngx_sprintf(p, "\"%V\";q=%ui;w=%ui", &zone->name,
                             zone->count, zone->period);
 
@@ -2603,6 +2375,7 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_hex_dump(gmcf->sha1.data, hash, 20);
 
     gmcf->redis.script = ngx_http_gw_ratelimit_script;
+    gmcf->redis.log_prefix = "gw_ratelimit: ";
 
     return NGX_CONF_OK;
 }
@@ -2716,13 +2489,13 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
             limit[i].burst = zone->burst;
         }
 
-        if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_GCRA) {
+        if (zone->algorithm == NGX_HTTP_GW_RL_GCRA) {
             limit[i].capacity = limit[i].burst + 1;
 
         } else {
             limit[i].capacity = zone->count + limit[i].burst;
 
-            if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_SLIDING
+            if (zone->algorithm == NGX_HTTP_GW_RL_SLIDING
                 && limit[i].capacity > NGX_HTTP_GW_RATELIMIT_MAX_LOG)
             {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -2999,7 +2772,7 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;
+    zone->algorithm = NGX_HTTP_GW_RL_GCRA;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -3075,17 +2848,17 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             name.data = value[i].data + 10;
 
             if (name.len == 4 && ngx_strncmp(name.data, "gcra", 4) == 0) {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;
+                zone->algorithm = NGX_HTTP_GW_RL_GCRA;
 
             } else if (name.len == 12
                        && ngx_strncmp(name.data, "fixed_window", 12) == 0)
             {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_FIXED;
+                zone->algorithm = NGX_HTTP_GW_RL_FIXED;
 
             } else if (name.len == 14
                        && ngx_strncmp(name.data, "sliding_window", 14) == 0)
             {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_SLIDING;
+                zone->algorithm = NGX_HTTP_GW_RL_SLIDING;
 
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -3240,10 +3013,10 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (glcf->limits->nelts == NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
+    if (glcf->limits->nelts == NGX_HTTP_GW_RL_MAX_LIMITS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "too many gw_ratelimit limits, at most %d",
-                           NGX_HTTP_GW_RATELIMIT_MAX_LIMITS);
+                           NGX_HTTP_GW_RL_MAX_LIMITS);
         return NGX_CONF_ERROR;
     }
 
@@ -3421,8 +3194,8 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
                          + sizeof("$\r\n.\r\n") - 1 + 2 * NGX_INT_T_LEN
                          + gmcf->token.len
                          + sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_SPECS * gmcf->spec_max;
+                         + NGX_HTTP_GW_RL_BATCH_KEYS
+                         + NGX_HTTP_GW_RL_BATCH_SPECS * gmcf->spec_max;
 
     gmcf->command = ngx_pnalloc(cycle->pool, gmcf->command_size);
     if (gmcf->command == NULL) {
@@ -3430,7 +3203,7 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     }
 
     gmcf->verdicts = ngx_palloc(cycle->pool,
-                                sizeof(ngx_http_gw_ratelimit_verdicts_t));
+                                sizeof(ngx_http_gw_rl_verdicts_t));
     if (gmcf->verdicts == NULL) {
         return NGX_ERROR;
     }

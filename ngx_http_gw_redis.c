@@ -21,6 +21,44 @@
 #include "ngx_http_gw_redis.h"
 
 
+struct ngx_http_gw_redis_cmd_s {
+    ngx_http_gw_redis_t          *redis;
+    ngx_http_gw_redis_handler_pt  handler;
+    void                         *data;        /* NULL: nobody waits */
+    ngx_event_t                   timer;
+    ngx_http_gw_redis_cmd_t      *next;        /* free list */
+    unsigned                      resent:1;
+};
+
+
+struct ngx_http_gw_redis_s {
+    ngx_http_gw_redis_conf_t     *conf;
+    ngx_log_t                    *log;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *connection;
+    ngx_event_t                   connect_timer;
+
+    ngx_http_gw_redis_cmd_t      *free;
+    ngx_uint_t                    allocated;
+    ngx_uint_t                    pending;
+
+    ngx_msec_t                    backoff;
+    ngx_msec_t                    retry_at;
+
+    time_t                        log_sec;
+    ngx_uint_t                    log_suppressed;
+
+    ngx_http_gw_redis_refusal_t   refusal;     /* why the reader failed */
+
+    unsigned                      connected:1;
+    unsigned                      alive:1;     /* a good reply came back */
+    unsigned                      dispatching:1;
+    unsigned                      writing:1;
+    unsigned                      close_requested:1;
+    unsigned                      exiting:1;
+};
+
+
 static ngx_int_t ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_close(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis);
@@ -40,26 +78,6 @@ static void ngx_http_gw_redis_del_read(void *privdata);
 static void ngx_http_gw_redis_add_write(void *privdata);
 static void ngx_http_gw_redis_del_write(void *privdata);
 static void ngx_http_gw_redis_cleanup(void *privdata);
-
-static void *ngx_http_gw_redis_create_string(const redisReadTask *task,
-    char *str, size_t len);
-static void *ngx_http_gw_redis_create_array(const redisReadTask *task,
-    int elements);
-static void *ngx_http_gw_redis_create_integer(const redisReadTask *task,
-    long long value);
-static void *ngx_http_gw_redis_create_nil(const redisReadTask *task);
-static redisReply *ngx_http_gw_redis_reply_object(int type);
-static ngx_int_t ngx_http_gw_redis_link(const redisReadTask *task,
-    redisReply *r);
-
-
-redisReplyObjectFunctions  ngx_http_gw_redis_reply_functions = {
-    ngx_http_gw_redis_create_string,
-    ngx_http_gw_redis_create_array,
-    ngx_http_gw_redis_create_integer,
-    ngx_http_gw_redis_create_nil,
-    freeReplyObject
-};
 
 
 ngx_http_gw_redis_t *
@@ -152,8 +170,9 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
     if (redis->ac == NULL) {
 
         if ((ngx_msec_int_t) (redis->retry_at - ngx_current_msec) > 0) {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                           "gw redis: backing off");
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                           "%sredis \"%V\": backing off",
+                           redis->conf->log_prefix, &redis->conf->name);
             return NULL;
         }
 
@@ -164,9 +183,8 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
 
     if (redis->pending >= NGX_HTTP_GW_REDIS_MAX_PENDING) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": %ui commands "
-                                    "in flight, failing fast",
-                                    &redis->conf->name, redis->pending);
+                                    "%ui commands in flight, failing fast",
+                                    redis->pending);
         return NULL;
     }
 
@@ -252,8 +270,9 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
 
     conf = redis->conf;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: connecting to \"%V\"", &conf->name);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": connecting", conf->log_prefix,
+                   &conf->name);
 
     /* host is NUL-terminated: a numeric address or a unix socket path */
 
@@ -267,17 +286,13 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
 
     if (ac == NULL) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "could not allocate a context",
-                                    &conf->name);
+                                    "could not allocate a context");
         goto failed;
     }
 
     if (ac->err) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "connect failed: %s",
-                                    &conf->name, ac->errstr);
+                                    "connect failed: %s", ac->errstr);
         redisAsyncFree(ac);
         goto failed;
     }
@@ -304,6 +319,9 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
 
     /* bounded reply objects instead of hiredis's defaults */
     ac->c.reader->fn = &ngx_http_gw_redis_reply_functions;
+    ac->c.reader->privdata = &redis->refusal;
+
+    redis->refusal.what = NULL;
 
     ac->ev.data = redis;
     ac->ev.addRead = ngx_http_gw_redis_add_read;
@@ -399,14 +417,13 @@ ngx_http_gw_redis_on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         /* hiredis frees the context right after this */
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "connect failed: %s",
-                                    &redis->conf->name, ac->c.errstr);
+                                    "connect failed: %s", ac->c.errstr);
         return;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: connected to \"%V\"", &redis->conf->name);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": connected",
+                   redis->conf->log_prefix, &redis->conf->name);
 
     redis->connected = 1;
 
@@ -437,9 +454,8 @@ ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
                                     r->len);
 
     ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                "gw_ratelimit redis \"%V\": %s failed: "
-                                "\"%*s\"", &redis->conf->name,
-                                (char *) privdata, n, buf);
+                                "%s failed: \"%*s\"", (char *) privdata, n,
+                                buf);
 
     redis->close_requested = 1;
 }
@@ -499,15 +515,13 @@ ngx_http_gw_redis_cmd_timeout(ngx_event_t *ev)
 
     if (redis->connected) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": no reply "
-                                    "within %M ms, closing the connection",
-                                    &redis->conf->name, redis->conf->timeout);
+                                    "no reply within %M ms, closing the "
+                                    "connection", redis->conf->timeout);
 
     } else {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": not "
-                                    "connected within %M ms",
-                                    &redis->conf->name, redis->conf->timeout);
+                                    "not connected within %M ms",
+                                    redis->conf->timeout);
     }
 
     if (data != NULL) {
@@ -540,8 +554,7 @@ ngx_http_gw_redis_connect_timeout(ngx_event_t *ev)
     }
 
     ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                "gw_ratelimit redis \"%V\": connect timed "
-                                "out after %M ms", &redis->conf->name,
+                                "connect timed out after %M ms",
                                 redis->conf->connect_timeout);
 
     ngx_http_gw_redis_close(redis);
@@ -571,14 +584,14 @@ ngx_http_gw_redis_read_handler(ngx_event_t *rev)
 
         if (redis->pending) {
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
                                         "connection lost: %s",
-                                        &redis->conf->name, ac->c.errstr);
+                                        ac->c.errstr);
 
         } else {
             ngx_log_error(NGX_LOG_INFO, redis->log, 0,
-                          "gw_ratelimit redis \"%V\": connection closed: %s",
-                          &redis->conf->name, ac->c.errstr);
+                          "%sredis \"%V\": connection closed: %s",
+                          redis->conf->log_prefix, &redis->conf->name,
+                          ac->c.errstr);
         }
 
         ngx_http_gw_redis_close(redis);
@@ -608,10 +621,18 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         reply = NULL;
 
         if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
-            ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
-                                        "invalid reply: %s",
-                                        &redis->conf->name, reader->errstr);
+            if (redis->refusal.what != NULL) {
+                /* the format is one of the reply unit's own */
+                ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                            redis->refusal.what,
+                                            redis->refusal.size);
+
+            } else {
+                ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                            "invalid reply: %s",
+                                            reader->errstr);
+            }
+
             redis->close_requested = 1;
             break;
         }
@@ -624,9 +645,7 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
 
         if (cb == NULL) {
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
-                                        "reply to no command",
-                                        &redis->conf->name);
+                                        "reply to no command");
             freeReplyObject(reply);
             redis->close_requested = 1;
             break;
@@ -657,9 +676,7 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         && reader->len - reader->pos > NGX_HTTP_GW_REDIS_MAX_UNPARSED)
     {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": reply "
-                                    "larger than %d bytes",
-                                    &redis->conf->name,
+                                    "reply larger than %d bytes",
                                     NGX_HTTP_GW_REDIS_MAX_UNPARSED);
         redis->close_requested = 1;
     }
@@ -707,7 +724,8 @@ ngx_http_gw_redis_add_read(void *privdata)
 
     if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
-                      "gw_ratelimit redis: could not add a read event");
+                      "%sredis \"%V\": could not add a read event",
+                      redis->conf->log_prefix, &redis->conf->name);
     }
 }
 
@@ -758,7 +776,8 @@ ngx_http_gw_redis_add_write(void *privdata)
 
     if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
-                      "gw_ratelimit redis: could not add a write event");
+                      "%sredis \"%V\": could not add a write event",
+                      redis->conf->log_prefix, &redis->conf->name);
     }
 }
 
@@ -839,9 +858,10 @@ ngx_http_gw_redis_cleanup(void *privdata)
 
     redis->alive = 0;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: disconnected from \"%V\", retry in %M ms",
-                   &redis->conf->name, redis->retry_at - ngx_current_msec);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": disconnected, retry in %M ms",
+                   redis->conf->log_prefix, &redis->conf->name,
+                   redis->retry_at - ngx_current_msec);
 }
 
 
@@ -866,8 +886,11 @@ ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
 
     last = buf + sizeof(buf);
 
+    p = ngx_slprintf(buf, last, "%sredis \"%V\": ", redis->conf->log_prefix,
+                     &redis->conf->name);
+
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, last, fmt, args);
+    p = ngx_vslprintf(p, last, fmt, args);
     va_end(args);
 
     if (redis->log_suppressed) {
@@ -879,190 +902,4 @@ ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
 
     redis->log_sec = ngx_time();
     redis->log_suppressed = 0;
-}
-
-
-/* untrusted bytes for a log line: printable ASCII only, bounded */
-
-size_t
-ngx_http_gw_redis_printable(u_char *dst, size_t size, u_char *src,
-    size_t len)
-{
-    size_t  i;
-
-    if (len > size) {
-        len = size;
-    }
-
-    for (i = 0; i < len; i++) {
-        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"')
-                 ? src[i] : '?';
-    }
-
-    return len;
-}
-
-
-/*
- * Reply objects for redisReader, layout-compatible with hiredis's own (they
- * are released with freeReplyObject()), but refusing arrays and strings far
- * larger than any reply we expect: returning NULL makes the reader fail.
- */
-
-static redisReply *
-ngx_http_gw_redis_reply_object(int type)
-{
-    redisReply  *r;
-
-    r = calloc(1, sizeof(redisReply));
-    if (r == NULL) {
-        return NULL;
-    }
-
-    r->type = type;
-
-    return r;
-}
-
-
-static ngx_int_t
-ngx_http_gw_redis_link(const redisReadTask *task, redisReply *r)
-{
-    redisReply  *parent;
-
-    if (task->parent == NULL) {
-        return NGX_OK;
-    }
-
-    parent = task->parent->obj;
-
-    if (parent == NULL
-        || parent->type != REDIS_REPLY_ARRAY
-        || task->idx < 0
-        || (size_t) task->idx >= parent->elements
-        || parent->element[task->idx] != NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    parent->element[task->idx] = r;
-
-    return NGX_OK;
-}
-
-
-static void *
-ngx_http_gw_redis_create_string(const redisReadTask *task, char *str,
-    size_t len)
-{
-    char        *buf;
-    redisReply  *r;
-
-    if (len > NGX_HTTP_GW_REDIS_MAX_STRING) {
-        return NULL;
-    }
-
-    if (task->type != REDIS_REPLY_ERROR
-        && task->type != REDIS_REPLY_STATUS
-        && task->type != REDIS_REPLY_STRING)
-    {
-        return NULL;
-    }
-
-    r = ngx_http_gw_redis_reply_object(task->type);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    buf = malloc(len + 1);
-    if (buf == NULL) {
-        free(r);
-        return NULL;
-    }
-
-    ngx_memcpy(buf, str, len);
-    buf[len] = '\0';
-
-    r->str = buf;
-    r->len = len;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_array(const redisReadTask *task, int elements)
-{
-    redisReply  *r;
-
-    if (elements < 0 || elements > NGX_HTTP_GW_REDIS_MAX_ELEMENTS) {
-        return NULL;
-    }
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_ARRAY);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    if (elements > 0) {
-        r->element = calloc(elements, sizeof(redisReply *));
-        if (r->element == NULL) {
-            free(r);
-            return NULL;
-        }
-    }
-
-    r->elements = elements;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_integer(const redisReadTask *task, long long value)
-{
-    redisReply  *r;
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_INTEGER);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    r->integer = value;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_nil(const redisReadTask *task)
-{
-    redisReply  *r;
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_NIL);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
 }

@@ -25,16 +25,14 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "ngx_http_gw_redis_reply.h"
+
 
 /* more than this many commands in flight: fail fast instead of queueing */
 #define NGX_HTTP_GW_REDIS_MAX_PENDING    16384
 
 /* bytes of an unfinished reply kept before the peer is deemed hostile */
 #define NGX_HTTP_GW_REDIS_MAX_UNPARSED   65536
-
-/* replies nest no deeper than this and hold no more elements or bytes */
-#define NGX_HTTP_GW_REDIS_MAX_ELEMENTS   1024
-#define NGX_HTTP_GW_REDIS_MAX_STRING     4096
 
 #define NGX_HTTP_GW_REDIS_BACKOFF_MIN    50
 #define NGX_HTTP_GW_REDIS_BACKOFF_MAX    1000
@@ -61,43 +59,8 @@ typedef struct {
     ngx_msec_t                    timeout;
     ngx_msec_t                    connect_timeout;
     ngx_str_t                     script;      /* SCRIPT LOAD on connect */
+    char                         *log_prefix;  /* the caller's, "gw_x: " */
 } ngx_http_gw_redis_conf_t;
-
-
-struct ngx_http_gw_redis_cmd_s {
-    ngx_http_gw_redis_t          *redis;
-    ngx_http_gw_redis_handler_pt  handler;
-    void                         *data;        /* NULL: nobody waits */
-    ngx_event_t                   timer;
-    ngx_http_gw_redis_cmd_t      *next;        /* free list */
-    unsigned                      resent:1;
-};
-
-
-struct ngx_http_gw_redis_s {
-    ngx_http_gw_redis_conf_t     *conf;
-    ngx_log_t                    *log;
-    redisAsyncContext            *ac;
-    ngx_connection_t             *connection;
-    ngx_event_t                   connect_timer;
-
-    ngx_http_gw_redis_cmd_t      *free;
-    ngx_uint_t                    allocated;
-    ngx_uint_t                    pending;
-
-    ngx_msec_t                    backoff;
-    ngx_msec_t                    retry_at;
-
-    time_t                        log_sec;
-    ngx_uint_t                    log_suppressed;
-
-    unsigned                      connected:1;
-    unsigned                      alive:1;     /* a good reply came back */
-    unsigned                      dispatching:1;
-    unsigned                      writing:1;
-    unsigned                      close_requested:1;
-    unsigned                      exiting:1;
-};
 
 
 ngx_http_gw_redis_t *ngx_http_gw_redis_create(ngx_cycle_t *cycle,
@@ -113,11 +76,6 @@ ngx_int_t ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd,
 
 void ngx_cdecl ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis,
     ngx_uint_t level, const char *fmt, ...);
-size_t ngx_http_gw_redis_printable(u_char *dst, size_t size, u_char *src,
-    size_t len);
-
-/* reply objects with bounded sizes, for redisReader */
-extern redisReplyObjectFunctions  ngx_http_gw_redis_reply_functions;
 
 
 #endif /* _NGX_HTTP_GW_REDIS_H_INCLUDED_ */

@@ -15,19 +15,22 @@
  */
 
 
-#include "../ngx_http_gw_redis.c"
-#include "../ngx_http_gw_ratelimit_module.c"
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_gw_redis_reply.h"
+#include "ngx_http_gw_ratelimit_script.h"
 
 
 #define FUZZ_SHAPES  2
-#define FUZZ_CAPS    (FUZZ_SHAPES + NGX_HTTP_GW_RATELIMIT_BATCH)
+#define FUZZ_CAPS    (FUZZ_SHAPES + NGX_HTTP_GW_RL_BATCH)
 #define FUZZ_HEAD    (FUZZ_CAPS + 64)
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-static ngx_http_gw_ratelimit_verdicts_t  fuzz_verdicts;
+static ngx_http_gw_rl_verdicts_t  fuzz_verdicts;
 
 
 static void
@@ -76,11 +79,11 @@ fuzz_check_object(redisReply *r, ngx_uint_t depth)
 /* a believed verdict is consistent with the reply and bounded */
 
 static void
-fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
+fuzz_check_verdicts(redisReply *reply, ngx_http_gw_rl_verdicts_t *v)
 {
     ngx_uint_t                       i, j, k, all;
     redisReply                      *e;
-    ngx_http_gw_ratelimit_result_t  *res;
+    ngx_http_gw_rl_result_t  *res;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != v->nreq) {
         abort();
@@ -93,7 +96,7 @@ fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
 
         switch (v->outcome[i]) {
 
-        case NGX_HTTP_GW_RATELIMIT_FAILED:
+        case NGX_HTTP_GW_RL_FAILED:
             if (e->type != REDIS_REPLY_ERROR || v->known[i]
                 || v->error == NULL)
             {
@@ -102,15 +105,15 @@ fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
 
             break;
 
-        case NGX_HTTP_GW_RATELIMIT_ADMITTED:
-        case NGX_HTTP_GW_RATELIMIT_DENIED:
+        case NGX_HTTP_GW_RL_ADMITTED:
+        case NGX_HTTP_GW_RL_DENIED:
             if (e->type == REDIS_REPLY_ERROR) {
                 abort();
             }
 
             if (!v->known[i]) {
                 /* only "admitted, no details wanted" comes without results */
-                if (v->outcome[i] != NGX_HTTP_GW_RATELIMIT_ADMITTED
+                if (v->outcome[i] != NGX_HTTP_GW_RL_ADMITTED
                     || v->details[i] || e->type != REDIS_REPLY_INTEGER)
                 {
                     abort();
@@ -126,8 +129,8 @@ fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
 
                 if (res->allowed > 1
                     || res->remaining > v->capacity[k + j]
-                    || res->reset > NGX_HTTP_GW_RATELIMIT_MAX_MSEC
-                    || res->retry > NGX_HTTP_GW_RATELIMIT_MAX_MSEC)
+                    || res->reset > NGX_HTTP_GW_RL_MAX_MSEC
+                    || res->retry > NGX_HTTP_GW_RL_MAX_MSEC)
                 {
                     abort();
                 }
@@ -135,7 +138,7 @@ fuzz_check_verdicts(redisReply *reply, ngx_http_gw_ratelimit_verdicts_t *v)
                 all &= res->allowed;
             }
 
-            if (all != (v->outcome[i] == NGX_HTTP_GW_RATELIMIT_ADMITTED)) {
+            if (all != (v->outcome[i] == NGX_HTTP_GW_RL_ADMITTED)) {
                 abort();
             }
 
@@ -158,7 +161,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     u_char                             buf[128];
     ngx_uint_t                         i, k, nreq;
     redisReader                       *reader;
-    ngx_http_gw_ratelimit_verdicts_t  *v;
+    ngx_http_gw_rl_verdicts_t         *v;
+    ngx_http_gw_redis_refusal_t        refusal;
 
     if (size < FUZZ_HEAD) {
         return 0;
@@ -166,7 +170,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     v = &fuzz_verdicts;
 
-    nreq = 1 + data[0] % NGX_HTTP_GW_RATELIMIT_BATCH;
+    nreq = 1 + data[0] % NGX_HTTP_GW_RL_BATCH;
     split = data[1];
     k = 0;
 
@@ -174,7 +178,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         v->nlimits[i] = 1 + (data[FUZZ_SHAPES + i] & 0x0f);
         v->details[i] = (data[FUZZ_SHAPES + i] & 0x80) ? 1 : 0;
 
-        if (k + v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS) {
+        if (k + v->nlimits[i] > NGX_HTTP_GW_RL_BATCH_KEYS) {
             /* a batch closes before this request: it is not in it */
             nreq = i;
             break;
@@ -197,6 +201,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    refusal.what = NULL;
+    reader->privdata = &refusal;
+
     if (redisReaderFeed(reader, (const char *) data, split) != REDIS_OK
         || redisReaderFeed(reader, (const char *) data + split, len - split)
            != REDIS_OK)
@@ -208,15 +215,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for ( ;; ) {
         reply = NULL;
 
-        if (redisReaderGetReply(reader, &reply) != REDIS_OK
-            || reply == NULL)
-        {
+        if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+            break;
+        }
+
+        if (refusal.what != NULL) {
+            /* a refused object fails the reader, never yields a reply */
+            abort();
+        }
+
+        if (reply == NULL) {
             break;
         }
 
         fuzz_check_object(reply, 0);
 
-        if (ngx_http_gw_ratelimit_noscript(reply)) {
+        if (ngx_http_gw_rl_noscript(reply)) {
             if (((redisReply *) reply)->type != REDIS_REPLY_ERROR) {
                 abort();
             }
@@ -236,7 +250,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         v->nreq = nreq;
 
-        if (ngx_http_gw_ratelimit_parse_batch(reply, v) == NGX_OK) {
+        if (ngx_http_gw_rl_parse_batch(reply, v) == NGX_OK) {
             fuzz_check_verdicts(reply, v);
         }
 

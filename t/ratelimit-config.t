@@ -396,7 +396,7 @@ GET /t
 --- response_headers
 X-RL: ERROR
 --- error_log
-gw_ratelimit redis "unix:/tmp/gw-no-such-redis.sock": connect failed
+gw_ratelimit: redis "unix:/tmp/gw-no-such-redis.sock": connect failed
 
 
 

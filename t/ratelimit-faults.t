@@ -74,7 +74,7 @@ X-RL: ERROR
 --- response_body
 ok
 --- error_log eval
-qr/\[error\] .*gw_ratelimit redis "127\.0\.0\.1:\d+": connect failed: Connection refused/
+qr/\[error\] .*gw_ratelimit: redis "127\.0\.0\.1:\d+": connect failed: Connection refused/
 --- no_error_log
 [alert]
 [crit]
@@ -266,7 +266,7 @@ GET /t?c=a
 --- response_headers
 X-RL: ERROR
 --- error_log eval
-qr/gw_ratelimit redis "127\.0\.0\.1:\d+": no reply within 100 ms, closing the connection/
+qr/gw_ratelimit: redis "127\.0\.0\.1:\d+": no reply within 100 ms, closing the connection/
 --- no_error_log
 [alert]
 
@@ -585,7 +585,7 @@ GET /t?c=a
 --- response_headers
 X-RL: ERROR
 --- error_log eval
-qr/gw_ratelimit redis "[^"]+": AUTH failed: "WRONGPASS/
+qr/gw_ratelimit: redis "[^"]+": AUTH failed: "WRONGPASS/
 --- no_error_log
 gw-secret
 wrong"
@@ -911,8 +911,38 @@ GET /t?c=a
 --- error_code: 200
 --- response_headers
 X-RL: ERROR
+--- error_log eval
+qr/\[error\] .*gw_ratelimit: redis "127\.0\.0\.1:\d+": reply refused: an array of 100000000 elements, more than 1024/
+--- no_error_log
+Out of memory
+
+
+
+=== TEST 27b: a string longer than any reply: refused, the cause named
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_RAND_PORT_2 timeout=500ms;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        add_header X-RL $gw_ratelimit_status always;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    }
+    location /backend {
+        return 200 "ok\n";
+    }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
+--- tcp_reply eval
+"+OK\r\n\$5000\r\n" . ("s" x 5000) . "\r\n"
+--- request
+GET /t?c=a
+--- error_code: 200
+--- response_headers
+X-RL: ERROR
 --- error_log
-invalid reply: Out of memory
+reply refused: a string of 5000 bytes, more than 4096
+--- no_error_log
+Out of memory
 
 
 

@@ -265,7 +265,7 @@ static char *ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_gw_ratelimit_number(ngx_str_t *value, size_t skip,
+static ngx_int_t ngx_http_gw_ratelimit_number(ngx_str_t *value,
     ngx_uint_t max);
 static ngx_int_t ngx_http_gw_ratelimit_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_ratelimit_init(ngx_conf_t *cf);
@@ -2546,7 +2546,6 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
-    u_char                    *p;
     ngx_str_t                 *value, s;
     ngx_url_t                  u;
     ngx_int_t                  n;
@@ -2627,33 +2626,27 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
-
+        if (ngx_http_gw_conf_param(&value[i], "password=", &s)) {
             if (s.len == 0) {
-                goto invalid;
+                goto empty;
             }
 
             rc->password = s;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            s.len = value[i].len - 5;
-            s.data = value[i].data + 5;
-
+        if (ngx_http_gw_conf_param(&value[i], "user=", &s)) {
             if (s.len == 0) {
-                goto invalid;
+                goto empty;
             }
 
             rc->user = s;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 3, 1000000);
-            if (n == NGX_ERROR) {
+        if (ngx_http_gw_conf_param(&value[i], "db=", &s)) {
+            n = ngx_atoi(s.data, s.len);
+            if (n == NGX_ERROR || n > 1000000) {
                 goto invalid;
             }
 
@@ -2661,32 +2654,27 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
-            || ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0)
-        {
-            p = (u_char *) ngx_strchr(value[i].data, '=') + 1;
-            s.len = value[i].data + value[i].len - p;
-            s.data = p;
-
+        if (ngx_http_gw_conf_param(&value[i], "timeout=", &s)) {
             ms = ngx_parse_time(&s, 0);
             if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
                 goto invalid;
             }
 
-            if (value[i].data[0] == 't') {
-                rc->timeout = ms;
-
-            } else {
-                rc->connect_timeout = ms;
-            }
-
+            rc->timeout = ms;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
-            s.len = value[i].len - 7;
-            s.data = value[i].data + 7;
+        if (ngx_http_gw_conf_param(&value[i], "connect_timeout=", &s)) {
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
 
+            rc->connect_timeout = ms;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "prefix=", &s)) {
             if (s.len == 0 || s.len > NGX_HTTP_GW_RATELIMIT_MAX_PREFIX) {
                 goto invalid;
             }
@@ -2695,7 +2683,7 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        goto invalid;
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
     }
 
     if (rc->user.len && rc->password.len == 0) {
@@ -2708,8 +2696,17 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 invalid:
 
+    /* only parameters that hold no secret get here */
+
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+
+empty:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty parameter \"%*s\"",
+                       value[i].len, value[i].data);
 
     return NGX_CONF_ERROR;
 }
@@ -2721,9 +2718,8 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
     u_char                             *p, c;
-    size_t                              len;
     ngx_int_t                           n;
-    ngx_str_t                          *value, name;
+    ngx_str_t                          *value, name, s;
     ngx_uint_t                          i, j;
     ngx_http_gw_ratelimit_zone_t       *zone, **zp, **zones;
     ngx_http_compile_complex_value_t    ccv;
@@ -2776,9 +2772,7 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.len = value[i].len - 5;
-            name.data = value[i].data + 5;
+        if (ngx_http_gw_conf_param(&value[i], "zone=", &name)) {
 
             if (name.len == 0 || name.len > NGX_HTTP_GW_RATELIMIT_MAX_NAME) {
                 goto invalid_name;
@@ -2799,28 +2793,26 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "rate=", 5) == 0) {
+        if (ngx_http_gw_conf_param(&value[i], "rate=", &s)) {
 
-            len = value[i].len;
-            p = value[i].data + len - 3;
+            p = s.data + s.len - 3;
 
-            if (len > 8 && ngx_strncmp(p, "r/s", 3) == 0) {
+            if (s.len > 3 && ngx_strncmp(p, "r/s", 3) == 0) {
                 zone->period = 1;
 
-            } else if (len > 8 && ngx_strncmp(p, "r/m", 3) == 0) {
+            } else if (s.len > 3 && ngx_strncmp(p, "r/m", 3) == 0) {
                 zone->period = 60;
 
-            } else if (len > 8 && ngx_strncmp(p, "r/h", 3) == 0) {
+            } else if (s.len > 3 && ngx_strncmp(p, "r/h", 3) == 0) {
                 zone->period = 3600;
 
             } else {
                 goto invalid_rate;
             }
 
-            value[i].len -= 3;
-            n = ngx_http_gw_ratelimit_number(&value[i], 5,
+            s.len -= 3;
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
-            value[i].len += 3;
 
             if (n == NGX_ERROR || n == 0) {
                 goto invalid_rate;
@@ -2830,8 +2822,8 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 6,
+        if (ngx_http_gw_conf_param(&value[i], "burst=", &s)) {
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
             if (n == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -2843,9 +2835,7 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "algorithm=", 10) == 0) {
-            name.len = value[i].len - 10;
-            name.data = value[i].data + 10;
+        if (ngx_http_gw_conf_param(&value[i], "algorithm=", &name)) {
 
             if (name.len == 4 && ngx_strncmp(name.data, "gcra", 4) == 0) {
                 zone->algorithm = NGX_HTTP_GW_RL_GCRA;
@@ -2871,9 +2861,7 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
     }
 
     if (zone->name.len == 0) {
@@ -2938,7 +2926,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_gw_ratelimit_loc_conf_t *glcf = conf;
 
     ngx_int_t                       n;
-    ngx_str_t                      *value, name;
+    ngx_str_t                      *value, name, s;
     ngx_uint_t                      i, j;
     ngx_http_gw_ratelimit_limit_t  *limit, *limits;
 
@@ -2962,14 +2950,12 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.len = value[i].len - 5;
-            name.data = value[i].data + 5;
+        if (ngx_http_gw_conf_param(&value[i], "zone=", &name)) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 6,
+        if (ngx_http_gw_conf_param(&value[i], "burst=", &s)) {
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
             if (n == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -2980,9 +2966,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
     }
 
     if (name.len == 0) {
@@ -3036,14 +3020,14 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* "name=123" with skip = 5: a decimal number from 0 to max */
+/* a decimal number from 0 to max */
 
 static ngx_int_t
-ngx_http_gw_ratelimit_number(ngx_str_t *value, size_t skip, ngx_uint_t max)
+ngx_http_gw_ratelimit_number(ngx_str_t *value, ngx_uint_t max)
 {
     ngx_int_t  n;
 
-    n = ngx_atoi(value->data + skip, value->len - skip);
+    n = ngx_atoi(value->data, value->len);
 
     if (n == NGX_ERROR || (ngx_uint_t) n > max) {
         return NGX_ERROR;

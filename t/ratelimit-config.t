@@ -235,6 +235,55 @@ invalid parameter "db=x"
 
 
 
+=== TEST 19b: a mistyped parameter is named, its value (a secret) never
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 pasword=s3cret-value;
+--- config
+--- must_die
+--- error_log
+invalid parameter "pasword="...
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 19c: an empty password is refused
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 password=;
+--- config
+--- must_die
+--- error_log
+empty parameter "password="
+
+
+
+=== TEST 19d: unknown parameters of the other directives: named only
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s token=s3cret-value;
+--- config
+--- must_die
+--- error_log
+invalid parameter "token="...
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 19e: unknown parameter of gw_ratelimit, a word without "="
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s;
+--- config
+    location /t {
+        gw_ratelimit zone=z fast;
+    }
+--- must_die
+--- error_log
+invalid parameter "fast"
+
+
+
 === TEST 20: user= without password=
 --- http_config
     gw_ratelimit_redis 127.0.0.1:6379 user=gw;

@@ -93,21 +93,32 @@ typedef struct {
 typedef struct {
     ngx_http_gw_ratelimit_shctx_t     *sh;
     ngx_slab_pool_t                   *shpool;
+    ngx_str_t                          name;
 } ngx_http_gw_ratelimit_local_t;
 
 
-/* a local limit's state, starting at ngx_rbtree_node_t.color */
+/*
+ * A local limit's state, starting at ngx_rbtree_node_t.color.  Every node
+ * has the same size, whatever its key (the key's SHA-1 identifies it), so
+ * the node evicted from a full zone always makes room for a new one.
+ */
 typedef struct {
     u_char                             color;
-    u_char                             pinned;
-    u_short                            len;
     ngx_queue_t                        queue;
     int64_t                            expire;     /* usec */
-    int64_t                            a;          /* TAT or window */
-    int64_t                            b;          /* count in window */
-    int64_t                            c;          /* previous window */
-    u_char                             data[1];
+    int64_t                            tat;        /* gcra */
+    int64_t                            window;     /* windows: its number */
+    int64_t                            count;      /* admitted in it */
+    int64_t                            previous;   /* in the one before */
+    u_char                             id[20];     /* SHA-1 of the key */
 } ngx_http_gw_ratelimit_node_t;
+
+
+/* a log line at most once per interval, with the number suppressed */
+typedef struct {
+    time_t                             sec;
+    ngx_uint_t                         suppressed;
+} ngx_http_gw_ratelimit_throttle_t;
 
 
 typedef struct ngx_http_gw_ratelimit_batch_s  ngx_http_gw_ratelimit_batch_t;
@@ -235,12 +246,17 @@ static ngx_msec_t ngx_http_gw_ratelimit_retry(
 static ngx_int_t ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t *admitted);
 static ngx_http_gw_ratelimit_node_t *ngx_http_gw_ratelimit_local_lookup(
-    ngx_http_gw_ratelimit_local_t *local, ngx_str_t *key, int64_t now);
-static void ngx_http_gw_ratelimit_local_expire(
-    ngx_http_gw_ratelimit_local_t *local, int64_t now, ngx_uint_t force);
+    ngx_http_gw_ratelimit_local_t *local, ngx_str_t *key, int64_t now,
+    ngx_http_gw_ratelimit_node_t **held, ngx_uint_t nheld);
+static ngx_uint_t ngx_http_gw_ratelimit_local_evict(
+    ngx_http_gw_ratelimit_local_t *local, int64_t now, ngx_uint_t live,
+    ngx_http_gw_ratelimit_node_t **held, ngx_uint_t nheld);
 static void ngx_http_gw_ratelimit_local_eval(
     ngx_http_gw_ratelimit_limit_t *limit, ngx_http_gw_ratelimit_node_t *lr,
     int64_t now, ngx_uint_t charge, ngx_http_gw_rl_result_t *res);
+static void ngx_cdecl ngx_http_gw_ratelimit_log_throttled(
+    ngx_http_gw_ratelimit_throttle_t *t, time_t interval, ngx_uint_t level,
+    ngx_log_t *log, const char *fmt, ...);
 static void ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_gw_ratelimit_init_zone(ngx_shm_zone_t *shm_zone,
@@ -635,6 +651,11 @@ static char  ngx_http_gw_ratelimit_algorithm_tags[] = "-gfs";
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/* the worker's own */
+static ngx_http_gw_ratelimit_throttle_t  ngx_http_gw_ratelimit_evicted;
+static ngx_http_gw_ratelimit_throttle_t  ngx_http_gw_ratelimit_uncounted;
 
 
 static ngx_int_t
@@ -1404,12 +1425,32 @@ ngx_http_gw_ratelimit_unavailable(ngx_http_gw_ratelimit_ctx_t *ctx)
         return;
 
     case NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL:
-        if (ngx_http_gw_ratelimit_local(ctx, &admitted) == NGX_OK) {
+
+        switch (ngx_http_gw_ratelimit_local(ctx, &admitted)) {
+
+        case NGX_OK:
             ctx->known = 1;
             ngx_http_gw_ratelimit_decide(ctx, admitted);
+            return;
+
+        case NGX_DECLINED:
+            /* never let a client through uncounted */
+            ngx_http_gw_ratelimit_log_throttled(
+                &ngx_http_gw_ratelimit_uncounted, 1, NGX_LOG_ERR,
+                ctx->request->connection->log,
+                "gw_ratelimit: the local zone cannot hold the keys of a "
+                "request, rejected with %ui", ctx->glcf->fail_status);
+
+            if (!ctx->glcf->dry_run) {
+                ctx->closed = 1;
+            }
+
+            return;
+
+        default:
+            return;
         }
 
-        return;
 
     default: /* NGX_HTTP_GW_RATELIMIT_FAIL_OPEN */
         return;
@@ -1655,6 +1696,12 @@ ngx_http_gw_ratelimit_retry(ngx_http_gw_ratelimit_ctx_t *ctx)
 /*
  * gw_ratelimit_fail local: the same limits, counted per instance in shared
  * memory.  Check every limit, then charge every limit, under one lock.
+ * Nothing of a decision stays in the zone between lock and unlock that
+ * another process would have to know about: the nodes the decision holds
+ * are only known to it (eviction is told to spare them), so a worker
+ * killed inside the lock leaves no trace once the master releases it.
+ * NGX_DECLINED: a key could not be counted (the request gets the fail
+ * status).
  */
 
 static ngx_int_t
@@ -1679,25 +1726,17 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_shmtx_lock(&local->shpool->mutex);
 
     for (i = 0; i < ctx->n; i++) {
-        lr[i] = ngx_http_gw_ratelimit_local_lookup(local, &ctx->keys[i], now);
-
-        if (lr[i] != NULL) {
-            lr[i]->pinned = 1;
+        lr[i] = ngx_http_gw_ratelimit_local_lookup(local, &ctx->keys[i], now,
+                                                   lr, i);
+        if (lr[i] == NULL) {
+            ngx_shmtx_unlock(&local->shpool->mutex);
+            return NGX_DECLINED;
         }
     }
 
     all = 1;
 
     for (i = 0; i < ctx->n; i++) {
-        if (lr[i] == NULL) {
-            /* the zone is full: this limit cannot count, let it pass */
-            ngx_memzero(&ctx->results[i],
-                        sizeof(ngx_http_gw_rl_result_t));
-            ctx->results[i].allowed = 1;
-            ctx->results[i].remaining = ctx->limits[i]->capacity;
-            continue;
-        }
-
         ngx_http_gw_ratelimit_local_eval(ctx->limits[i], lr[i], now, 0,
                                          &ctx->results[i]);
 
@@ -1706,17 +1745,11 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
         }
     }
 
-    for (i = 0; i < ctx->n; i++) {
-        if (lr[i] == NULL) {
-            continue;
-        }
-
-        if (all) {
+    if (all) {
+        for (i = 0; i < ctx->n; i++) {
             ngx_http_gw_ratelimit_local_eval(ctx->limits[i], lr[i], now, 1,
                                              &ctx->results[i]);
         }
-
-        lr[i]->pinned = 0;
     }
 
     ngx_shmtx_unlock(&local->shpool->mutex);
@@ -1727,17 +1760,30 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
 }
 
 
+/*
+ * The node of a key, found or made.  A new node first frees up to two
+ * nodes whose state ran out; when the zone is full, the least recently
+ * used nodes go (never one of the "held" nodes of the decision in
+ * progress) until one fits.  NULL only when nothing can be evicted.
+ */
+
 static ngx_http_gw_ratelimit_node_t *
 ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
-    ngx_str_t *key, int64_t now)
+    ngx_str_t *key, int64_t now, ngx_http_gw_ratelimit_node_t **held,
+    ngx_uint_t nheld)
 {
-    size_t                         size;
+    u_char                         id[20];
     uint32_t                       hash;
     ngx_int_t                      rc;
+    ngx_sha1_t                     sha1;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_gw_ratelimit_node_t  *lr;
 
-    hash = ngx_crc32_short(key->data, key->len);
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_final(id, &sha1);
+
+    ngx_memcpy(&hash, id, sizeof(uint32_t));
 
     node = local->sh->rbtree.root;
     sentinel = local->sh->rbtree.sentinel;
@@ -1756,7 +1802,7 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 
         lr = (ngx_http_gw_ratelimit_node_t *) &node->color;
 
-        rc = ngx_memn2cmp(key->data, lr->data, key->len, (size_t) lr->len);
+        rc = ngx_memcmp(id, lr->id, 20);
 
         if (rc == 0) {
             ngx_queue_remove(&lr->queue);
@@ -1767,22 +1813,19 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
         node = (rc < 0) ? node->left : node->right;
     }
 
-    size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_gw_ratelimit_node_t, data)
-           + key->len;
+    (void) ngx_http_gw_ratelimit_local_evict(local, now, 0, held, nheld);
 
-    ngx_http_gw_ratelimit_local_expire(local, now, 0);
+    for ( ;; ) {
+        node = ngx_slab_alloc_locked(local->shpool,
+                                     offsetof(ngx_rbtree_node_t, color)
+                                     + sizeof(ngx_http_gw_ratelimit_node_t));
+        if (node != NULL) {
+            break;
+        }
 
-    node = ngx_slab_alloc_locked(local->shpool, size);
-
-    if (node == NULL) {
-        ngx_http_gw_ratelimit_local_expire(local, now, 1);
-
-        node = ngx_slab_alloc_locked(local->shpool, size);
-        if (node == NULL) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "could not allocate node%s",
-                          local->shpool->log_ctx);
+        if (ngx_http_gw_ratelimit_local_evict(local, now, 1, held, nheld)
+            == 0)
+        {
             return NULL;
         }
     }
@@ -1791,14 +1834,13 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 
     lr = (ngx_http_gw_ratelimit_node_t *) &node->color;
 
-    lr->pinned = 0;
-    lr->len = (u_short) key->len;
     lr->expire = 0;
-    lr->a = 0;
-    lr->b = 0;
-    lr->c = 0;
+    lr->tat = 0;
+    lr->window = 0;
+    lr->count = 0;
+    lr->previous = 0;
 
-    ngx_memcpy(lr->data, key->data, key->len);
+    ngx_memcpy(lr->id, id, 20);
 
     ngx_rbtree_insert(&local->sh->rbtree, node);
 
@@ -1808,33 +1850,54 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 }
 
 
-/* drop up to two stale nodes, or with force the least recently used one */
+/*
+ * From the least recently used end: without "live", up to two nodes whose
+ * state ran out (stopping at the first one still counting); with "live",
+ * the least recently used node, counting or not.  Held nodes are skipped.
+ * Returns the number of nodes freed.
+ */
 
-static void
-ngx_http_gw_ratelimit_local_expire(ngx_http_gw_ratelimit_local_t *local,
-    int64_t now, ngx_uint_t force)
+static ngx_uint_t
+ngx_http_gw_ratelimit_local_evict(ngx_http_gw_ratelimit_local_t *local,
+    int64_t now, ngx_uint_t live, ngx_http_gw_ratelimit_node_t **held,
+    ngx_uint_t nheld)
 {
-    ngx_uint_t                     n;
-    ngx_queue_t                   *q;
+    ngx_uint_t                     i, n;
+    ngx_queue_t                   *q, *prev;
     ngx_rbtree_node_t             *node;
     ngx_http_gw_ratelimit_node_t  *lr;
 
-    for (n = 0; n < 3; n++) {
+    n = 0;
 
-        if (ngx_queue_empty(&local->sh->queue)) {
-            return;
-        }
-
-        q = ngx_queue_last(&local->sh->queue);
+    for (q = ngx_queue_last(&local->sh->queue);
+         q != ngx_queue_sentinel(&local->sh->queue);
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
 
         lr = ngx_queue_data(q, ngx_http_gw_ratelimit_node_t, queue);
 
-        if (lr->pinned) {
-            return;
+        for (i = 0; i < nheld; i++) {
+            if (held[i] == lr) {
+                break;
+            }
         }
 
-        if (!(force && n == 0) && lr->expire > now) {
-            return;
+        if (i < nheld) {
+            continue;
+        }
+
+        if (!live && lr->expire > now) {
+            break;
+        }
+
+        if (live && lr->expire > now) {
+            ngx_http_gw_ratelimit_log_throttled(&ngx_http_gw_ratelimit_evicted,
+                60, NGX_LOG_WARN, ngx_cycle->log,
+                "gw_ratelimit: the local zone \"%V\" is full, the least "
+                "recently used keys are forgotten before their time; "
+                "consider a larger gw_ratelimit_local_size",
+                &local->name);
         }
 
         ngx_queue_remove(q);
@@ -1845,7 +1908,15 @@ ngx_http_gw_ratelimit_local_expire(ngx_http_gw_ratelimit_local_t *local,
         ngx_rbtree_delete(&local->sh->rbtree, node);
 
         ngx_slab_free_locked(local->shpool, node);
+
+        n++;
+
+        if (live || n == 2) {
+            break;
+        }
     }
+
+    return n;
 }
 
 
@@ -1877,14 +1948,14 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
     case NGX_HTTP_GW_RL_GCRA:
         T = (double) p / zone->count;
         cap = (limit->burst + 1) * T;
-        tat = (double) ngx_max(lr->a, now);
+        tat = (double) ngx_max(lr->tat, now);
 
         res->allowed = (tat + T - now <= cap + 1);
 
         if (charge) {
             tat += T;
-            lr->a = (int64_t) (tat + 0.5);
-            lr->expire = lr->a;
+            lr->tat = (int64_t) (tat + 0.5);
+            lr->expire = lr->tat;
         }
 
         d = tat - now;
@@ -1898,7 +1969,7 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         }
 
         if (!res->allowed) {
-            wait = (double) ngx_max(lr->a, now) + T - now - cap;
+            wait = (double) ngx_max(lr->tat, now) + T - now - cap;
             res->retry = (ngx_msec_t) ((wait + 999) / 1000);
         }
 
@@ -1906,14 +1977,14 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 
     case NGX_HTTP_GW_RL_FIXED:
         w = now / p;
-        cur = (lr->a == w) ? lr->b : 0;
+        cur = (lr->window == w) ? lr->count : 0;
 
         res->allowed = (cur < q);
 
         if (charge) {
             cur++;
-            lr->a = w;
-            lr->b = cur;
+            lr->window = w;
+            lr->count = cur;
             lr->expire = (w + 1) * p;
         }
 
@@ -1930,13 +2001,13 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         w = now / p;
         e = now - w * p;
 
-        if (lr->a == w) {
-            cur = lr->b;
-            prev = lr->c;
+        if (lr->window == w) {
+            cur = lr->count;
+            prev = lr->previous;
 
-        } else if (lr->a == w - 1) {
+        } else if (lr->window == w - 1) {
             cur = 0;
-            prev = lr->b;
+            prev = lr->count;
 
         } else {
             cur = 0;
@@ -1950,9 +2021,9 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         if (charge) {
             cur++;
             est += 1;
-            lr->a = w;
-            lr->b = cur;
-            lr->c = prev;
+            lr->window = w;
+            lr->count = cur;
+            lr->previous = prev;
             lr->expire = (w + 2) * p;
         }
 
@@ -1979,6 +2050,43 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 }
 
 
+/* at most one line per interval per worker, however many there would be */
+
+static void ngx_cdecl
+ngx_http_gw_ratelimit_log_throttled(ngx_http_gw_ratelimit_throttle_t *t,
+    time_t interval, ngx_uint_t level, ngx_log_t *log, const char *fmt, ...)
+{
+    u_char   *p, *last;
+    va_list   args;
+    u_char    buf[NGX_MAX_ERROR_STR];
+
+    if (log->log_level < level) {
+        return;
+    }
+
+    if (t->sec != 0 && ngx_time() - t->sec < interval) {
+        t->suppressed++;
+        return;
+    }
+
+    last = buf + sizeof(buf);
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, last, fmt, args);
+    va_end(args);
+
+    if (t->suppressed) {
+        p = ngx_slprintf(p, last, " (%ui similar messages suppressed)",
+                         t->suppressed);
+    }
+
+    ngx_log_error(level, log, 0, "%*s", p - buf, buf);
+
+    t->sec = ngx_time();
+    t->suppressed = 0;
+}
+
+
 static void
 ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
@@ -2001,7 +2109,7 @@ ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
             lrn = (ngx_http_gw_ratelimit_node_t *) &node->color;
             lrnt = (ngx_http_gw_ratelimit_node_t *) &temp->color;
 
-            p = (ngx_memn2cmp(lrn->data, lrnt->data, lrn->len, lrnt->len) < 0)
+            p = (ngx_memcmp(lrn->id, lrnt->id, 20) < 0)
                 ? &temp->left : &temp->right;
         }
 
@@ -3114,6 +3222,8 @@ ngx_http_gw_ratelimit_init(ngx_conf_t *cf)
     }
 
     ngx_str_set(&name, "gw_ratelimit_local");
+
+    local->name = name;
 
     gmcf->shm_zone = ngx_shared_memory_add(cf, &name, gmcf->local_size,
                                            &ngx_http_gw_ratelimit_module);

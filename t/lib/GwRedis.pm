@@ -192,7 +192,7 @@ sub start_nginx {
     make_path("$dir/conf", "$dir/logs", "$dir/html");
     open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
     my $workers = $o{workers} || 1;
-    my $master = $workers > 1 ? 'on' : 'off';
+    my $master = ($workers > 1 || $o{master}) ? 'on' : 'off';
     print $fh $o{main} // '', "\n",
               "daemon off;\nmaster_process $master;\n",
               "worker_processes $workers;\n",
@@ -299,6 +299,75 @@ sub http_burst {
         }
     }
     return map { /^HTTP\/\S+ (\d+)/ ? $1 : 0 } @resp;
+}
+
+# Many requests on keep-alive connections, pipelined (written in groups of
+# 50, read as they come; 500 per connection, below nginx's default
+# keepalive_requests).  Each request is [path, {headers}] or a path.
+# Returns the statuses in order (0: no response).
+sub http_pipeline {
+    my ($port, $reqs, %o) = @_;
+    my @status;
+    for (my $i = 0; $i < @$reqs; $i += 500) {
+        my $last = $i + 499 < $#$reqs ? $i + 499 : $#$reqs;
+        push @status, http_pipeline_one($port, [@$reqs[$i .. $last]], %o);
+    }
+    return @status;
+}
+
+sub http_pipeline_one {
+    my ($port, $reqs, %o) = @_;
+    my $s = connect_http($port);
+    my @status;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = time + ($o{timeout} // 30);
+    my $sent = 0;
+    while (@status < @$reqs && time < $deadline) {
+        if ($sent < @$reqs && $sent - @status < 50) {
+            my $out = '';
+            for my $i ($sent .. ($sent + 49 < $#$reqs ? $sent + 49 : $#$reqs))
+            {
+                my ($path, $h) = ref $reqs->[$i] ? @{ $reqs->[$i] }
+                                                 : ($reqs->[$i], {});
+                $out .= "GET $path HTTP/1.1\r\nHost: localhost\r\n";
+                $out .= "$_: $h->{$_}\r\n" for sort keys %{ $h || {} };
+                $out .= "\r\n";
+                $sent++;
+            }
+            syswrite($s, $out) // last;
+        }
+        # whole responses from the front of the buffer
+        while ($buf =~ /^HTTP\/1\.1 (\d+)[^\r]*\r\n(.*?)\r\n\r\n/s) {
+            my ($st, $head, $hlen) = ($1, $2, $+[0]);
+            my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
+            $len //= 0;
+            last if length($buf) < $hlen + $len;
+            push @status, $st;
+            substr($buf, 0, $hlen + $len) = '';
+        }
+        last if @status == @$reqs;
+        next unless $sel->can_read(1);
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    push @status, 0 while @status < @$reqs;
+    return @status;
+}
+
+# The pids of a master's worker processes.
+sub workers {
+    my $master = shift;
+    my @pids;
+    for my $d (glob "/proc/[0-9]*") {
+        open my $f, '<', "$d/stat" or next;
+        my $st = <$f>;
+        close $f;
+        next unless $st && $st =~ /^(\d+) \((.*)\) \S (\d+)/;
+        push @pids, $1 if $3 == $master;
+    }
+    return sort { $a <=> $b } @pids;
 }
 
 # A stand-in for Redis on $port, in a child process: it answers every

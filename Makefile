@@ -8,6 +8,7 @@
 #   make bench                side-by-side benchmark, ratios to the bare proxy
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
+#   make script               regenerate ngx_http_gw_ratelimit_lua.h
 #   make test-valgrind        the suite with nginx under valgrind
 #   make clean
 
@@ -41,7 +42,8 @@ SO_FILES := $(addprefix $(BUILD)/,$(addsuffix .so,$(MODULES)))
 
 export NGINX_BIN BUILD
 
-.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean
+.PHONY: all modules deps build-deps test test-valgrind test-asan run bench fuzz fuzz-build clean \
+    script script-check
 
 all: modules
 
@@ -81,11 +83,26 @@ $(BUILD)/%.so: $(BUILD)/.built
 	cp $(NGX_TREE)/objs/$*.so $@.tmp && mv -f $@.tmp $@
 
 # the suites, then (unless TEST_FILES picks suites) every fuzz corpus
-test: deps modules
+test: deps script-check modules
 	@$(TOP)/t/run-suite $(TEST_FILES)
 ifeq ($(TEST_FILES),)
 	@$(MAKE) --no-print-directory fuzz-replay
 endif
+
+# gw_ratelimit's Lua script, embedded in C: the generated header is
+# committed (builds with --add-dynamic-module never run this Makefile), and
+# make test fails when it is not what the script makes
+LUA_SCRIPT := $(TOP)/ngx_http_gw_ratelimit_script.lua
+LUA_HEADER := $(TOP)/ngx_http_gw_ratelimit_lua.h
+
+script:
+	$(TOP)/tools/embed-lua $(LUA_SCRIPT) > $(LUA_HEADER).tmp
+	mv -f $(LUA_HEADER).tmp $(LUA_HEADER)
+
+script-check:
+	@$(TOP)/tools/embed-lua $(LUA_SCRIPT) | cmp -s - $(LUA_HEADER) || { \
+	    echo "$(notdir $(LUA_HEADER)) is stale: run 'make script'" >&2; \
+	    exit 1; }
 
 test-valgrind: deps modules
 	@$(TOP)/.ci/deps valgrind

@@ -6,12 +6,14 @@
  *
  * The access handler computes the request's keys and joins the worker's
  * open batch; at the end of the event loop iteration (a posted event) the
- * batch goes to Redis as one atomic Lua script call (EVALSHA, time from
- * Redis TIME once per batch) that decides the requests in order, each as
- * before: all of its limits are checked first and charged only when all of
- * them admit it.  The call travels over the worker's persistent, pipelined
- * hiredis connection (ngx_http_gw_redis.c); the requests wait (NGX_AGAIN)
- * until the reply or the deadline, then the phase engine resumes each.
+ * batch goes to Redis as one atomic Lua script call (EVALSHA; the script
+ * is ngx_http_gw_ratelimit_script.lua, its arguments and reply are
+ * ngx_http_gw_ratelimit_script.c's) that decides the requests in order,
+ * each as before: all of its limits are checked first and charged only
+ * when all of them admit it.  The call travels over the worker's
+ * persistent, pipelined hiredis connection (ngx_http_gw_redis.c); the
+ * requests wait (NGX_AGAIN) until the reply or the deadline, then the
+ * phase engine resumes each.
  * Without Redis a request follows gw_ratelimit_fail: open, closed, or local
  * (the same limits per instance, in shared memory).
  */
@@ -42,14 +44,16 @@
 
 #define NGX_HTTP_GW_RATELIMIT_MAX_NAME    64
 #define NGX_HTTP_GW_RATELIMIT_MAX_PREFIX  64
-/* longer keys are stored as their SHA-1 */
+/* longer keys (and keys with a "}") are stored as their SHA-1 */
 #define NGX_HTTP_GW_RATELIMIT_MAX_KEY     256
+/* "<prefix><zone>:<algorithm>:{<key>}", at most */
+#define NGX_HTTP_GW_RATELIMIT_KEY_SIZE                                      \
+    (NGX_HTTP_GW_RATELIMIT_MAX_PREFIX + NGX_HTTP_GW_RATELIMIT_MAX_NAME      \
+     + sizeof(":g:{}") - 1 + NGX_HTTP_GW_RATELIMIT_MAX_KEY)
 #define NGX_HTTP_GW_RATELIMIT_MAX_COUNT   1000000
 /* a sliding window keeps one sorted-set entry per admitted request */
 #define NGX_HTTP_GW_RATELIMIT_MAX_LOG     100000
 
-/* bytes of the keys of a batch, in the Redis protocol */
-#define NGX_HTTP_GW_RATELIMIT_BATCH_BYTES 8192
 /* batches open or in flight, per worker */
 #define NGX_HTTP_GW_RATELIMIT_MAX_BATCHES 1024
 /*
@@ -77,7 +81,7 @@ typedef struct {
     ngx_str_t                          name;
     ngx_uint_t                         burst;
     ngx_uint_t                         capacity;   /* X-RateLimit-Limit */
-    ngx_str_t                          spec;       /* the script's ARGV */
+    ngx_http_gw_rl_limit_t             rl;         /* as the script has it */
     u_char                            *file;
     ngx_uint_t                         line;
 } ngx_http_gw_ratelimit_limit_t;
@@ -132,8 +136,6 @@ typedef struct {
     size_t                             local_size;
     ngx_shm_zone_t                    *shm_zone;
     ngx_uint_t                         local_used;
-    ngx_str_t                          sha1;       /* of the script */
-    size_t                             spec_max;   /* longest limit spec */
 
     /* the worker's own */
     ngx_http_gw_redis_t               *conn;
@@ -146,7 +148,8 @@ typedef struct {
     ngx_event_t                        flush;      /* end of the iteration */
     u_char                            *command;    /* being formatted */
     size_t                             command_size;
-    ngx_http_gw_rl_verdicts_t  *verdicts;
+    u_char                            *key_buf;    /* a request's keys */
+    ngx_http_gw_rl_verdicts_t         *verdicts;
 } ngx_http_gw_ratelimit_main_conf_t;
 
 
@@ -167,9 +170,10 @@ struct ngx_http_gw_ratelimit_ctx_s {
     ngx_http_gw_ratelimit_loc_conf_t  *glcf;
     ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not waiting */
     ngx_uint_t                         slot;       /* in the batch */
+    ngx_uint_t                         ref;        /* its first key there */
     ngx_http_gw_ratelimit_limit_t    **limits;     /* those applied */
     ngx_str_t                         *keys;
-    ngx_http_gw_rl_result_t    *results;
+    ngx_http_gw_rl_result_t           *results;
     ngx_uint_t                         n;
     ngx_uint_t                         status;
     ngx_uint_t                         state;
@@ -181,26 +185,18 @@ struct ngx_http_gw_ratelimit_ctx_s {
 
 
 /*
- * The requests of one event loop iteration, for one script call.  The keys
- * are kept in the Redis protocol, ready to be sent (and sent again with
- * EVAL after NOSCRIPT); the requests' key strings point into them.
+ * The requests of one event loop iteration, for one script call; the
+ * requests' key strings point into the batch's keys.
  */
 struct ngx_http_gw_ratelimit_batch_s {
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_batch_t     *next;       /* free list */
     ngx_http_gw_redis_cmd_t           *cmd;
-    ngx_uint_t                         nreq;
-    ngx_uint_t                         nkeys;
-    ngx_uint_t                         nspecs;
     ngx_uint_t                         id;
     ngx_msec_t                         start;      /* of its first request */
-    u_char                            *last;       /* end of the keys */
-    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RL_BATCH];
-    ngx_http_gw_ratelimit_limit_t     *spec[NGX_HTTP_GW_RL_BATCH_SPECS];
-    u_char                             nlimits[NGX_HTTP_GW_RL_BATCH];
-    u_char                             desc[NGX_HTTP_GW_RL_BATCH_KEYS];
     unsigned                           eval:1;
-    u_char                             keys[NGX_HTTP_GW_RATELIMIT_BATCH_BYTES];
+    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RL_BATCH];
+    ngx_http_gw_rl_batch_t             rl;
 };
 
 
@@ -212,17 +208,14 @@ static size_t ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
     ngx_str_t *raw);
 static u_char *ngx_http_gw_ratelimit_key(u_char *p,
     ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw);
-static ngx_int_t ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx,
-    ngx_str_t *raw, size_t size);
-static ngx_uint_t ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size);
+static ngx_int_t ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx);
+static ngx_http_gw_ratelimit_batch_t *ngx_http_gw_ratelimit_batch(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf);
 static void ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev);
 static void ngx_http_gw_ratelimit_flush(
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_uint_t now);
 static size_t ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
     ngx_uint_t eval);
-static u_char *ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data,
-    size_t len);
 static void ngx_http_gw_ratelimit_reply(void *data, redisReply *reply);
 static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v);
@@ -289,215 +282,6 @@ static ngx_int_t ngx_http_gw_ratelimit_init_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     ngx_http_gw_ratelimit_main_conf_t *gmcf);
 static void ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle);
-
-
-/*
- * One call decides the requests of a batch, in order.  KEYS: the keys of
- * the requests, one after the other.  ARGV[1]: an id unique to the batch
- * (with a key's position, the member a sliding window stores).  ARGV[2]: a
- * descriptor byte per key: the number of its limit (1 to 63) in ARGV, 0x40
- * on the last key of a request, 0x80 when the request wants the details.
- * ARGV[4s-1 .. 4s+2]: limit s: algorithm (1 gcra, 2 fixed window, 3 sliding
- * window), period in usec, count per period, burst.
- *
- * Each request is checked against every limit, then charged to all of them
- * if all admit it, seeing what the requests before it did.  A key's state
- * is read once per call (gcra keys with one MGET) and written once at the
- * end, with a TTL.  A gcra key lives at least a second, although a state
- * older than "now" means no state: a client that comes back within the
- * second overwrites its key instead of Redis creating and expiring a key
- * per request.  Numbers go to Redis as "%d" strings, never through Lua's
- * float formatting.
- *
- * Returns one element per request: 1 (admitted, no details wanted), or
- * {admitted, then per limit: allowed, remaining, reset in msec (until more
- * quota), retry in msec (until admitted)}, or an error when a key of the
- * request holds something else (the request is not charged).
- */
-
-static ngx_str_t  ngx_http_gw_ratelimit_script = ngx_string(
-"if redis.replicate_commands then redis.replicate_commands() end\n"
-"local call, pcall, fmt = redis.call, redis.pcall, string.format\n"
-"local floor, ceil, char = math.floor, math.ceil, string.char\n"
-"local t = call('TIME')\n"
-"local now = t[1] * 1000000 + t[2]\n"
-"local id, B = ARGV[1], {string.byte(ARGV[2], 1, -1)}\n"
-"local A, P, Q, T, C, W, F, X = {}, {}, {}, {}, {}, {}, {}, {}\n"
-"for s = 1, (#ARGV - 2) / 4 do\n"
-"  local j = 4 * s - 1\n"
-"  local a, p = tonumber(ARGV[j]), tonumber(ARGV[j + 1])\n"
-"  local c, b = tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])\n"
-"  A[s], P[s], Q[s] = a, p, c + b\n"
-"  if a == 1 then\n"
-"    T[s], C[s] = p / c, (b + 1) * p / c\n"
-"  elseif a == 2 then\n"
-"    W[s] = floor(now / p)\n"
-"    F[s] = fmt('%d', W[s])\n"
-"    X[s] = fmt('%d', ceil(((W[s] + 1) * p - now) / 1000))\n"
-"  else\n"
-"    F[s] = fmt('%d', now - p)\n"
-"    X[s] = fmt('%d', ceil(p / 1000))\n"
-"  end\n"
-"end\n"
-"local n, V, V0, E, L, nl = #KEYS, {}, {}, {}, {}, 0\n"
-"for j = 1, n do\n"
-"  local k = KEYS[j]\n"
-"  if A[B[j] % 64] == 1 and V[k] == nil then\n"
-"    V[k] = 0\n"
-"    nl = nl + 1\n"
-"    L[nl] = k\n"
-"  end\n"
-"end\n"
-"if nl > 0 then\n"
-"  local g = call('MGET', unpack(L))\n"
-"  for j = 1, nl do V[L[j]] = tonumber(g[j]) or 0 end\n"
-"end\n"
-"local M, S, D, O, ok, r = {}, {}, {}, {}, {}, {}\n"
-"local nr, nd, i, nows = 0, 0, 1\n"
-"while i <= n do\n"
-"  local e, admit, det, bad = i, true, false\n"
-"  while true do\n"
-"    local v = B[e]\n"
-"    local s, k = v % 64, KEYS[e]\n"
-"    local a, x, y = A[s], V[k]\n"
-"    if x == nil then\n"
-"      if a == 2 then\n"
-"        local h = pcall('HMGET', k, 'w', 'c')\n"
-"        if h.err then\n"
-"          x, E[k] = false, h.err\n"
-"        else\n"
-"          x = 0\n"
-"          if h[1] == F[s] then x = tonumber(h[2]) or 0 end\n"
-"        end\n"
-"      else\n"
-"        x = pcall('ZREMRANGEBYSCORE', k, '-inf', F[s])\n"
-"        if type(x) == 'table' then\n"
-"          x, E[k] = false, x.err\n"
-"        else\n"
-"          x = call('ZCARD', k)\n"
-"        end\n"
-"      end\n"
-"      V[k], V0[k] = x, x\n"
-"    end\n"
-"    if x == false then\n"
-"      bad = E[k]\n"
-"    elseif a == 1 then\n"
-"      if x < now then x = now end\n"
-"      y = x + T[s] - now <= C[s] + 1\n"
-"    else\n"
-"      y = x < Q[s]\n"
-"    end\n"
-"    ok[e] = y\n"
-"    if not y then admit = false end\n"
-"    if v >= 128 then det = true end\n"
-"    if v % 128 >= 64 then break end\n"
-"    e = e + 1\n"
-"  end\n"
-"  nr = nr + 1\n"
-"  if bad then\n"
-"    r[nr] = {err = bad}\n"
-"  else\n"
-"    if admit then\n"
-"      for j = i, e do\n"
-"        local s, k = B[j] % 64, KEYS[j]\n"
-"        local a, x = A[s], V[k]\n"
-"        if a == 1 then\n"
-"          if x < now then x = now end\n"
-"          V[k] = x + T[s]\n"
-"        else\n"
-"          V[k] = x + 1\n"
-"          if a == 3 then\n"
-"            if nows == nil then nows = fmt('%d', now) end\n"
-"            local m, h = M[k], floor((j - 1) / 64) + 1\n"
-"            if m == nil then m = {}; M[k] = m end\n"
-"            m[#m + 1] = nows\n"
-"            m[#m + 1] = char(64 + h, j - 64 * h + 111) .. id\n"
-"          end\n"
-"        end\n"
-"        if S[k] == nil then\n"
-"          nd = nd + 1\n"
-"          D[nd] = k\n"
-"        end\n"
-"        S[k] = s\n"
-"      end\n"
-"    end\n"
-"    if admit and not det then\n"
-"      r[nr] = 1\n"
-"    else\n"
-"      local q = {admit and 1 or 0}\n"
-"      for j = i, e do\n"
-"        local s, k = B[j] % 64, KEYS[j]\n"
-"        local a, x = A[s], V[k]\n"
-"        local rem, reset, retry = 0, 0, 0\n"
-"        if a == 1 then\n"
-"          if x < now then x = now end\n"
-"          local d = x - now\n"
-"          if det then\n"
-"            rem = floor((C[s] - d) / T[s] + 0.000001)\n"
-"            if d > 0 then reset = d - floor((d - 1) / T[s]) * T[s] end\n"
-"          end\n"
-"          if not ok[j] then retry = x + T[s] - now - C[s] end\n"
-"        elseif a == 2 then\n"
-"          rem = Q[s] - x\n"
-"          reset = (W[s] + 1) * P[s] - now\n"
-"          if not ok[j] then retry = reset end\n"
-"        else\n"
-"          rem = Q[s] - x\n"
-"          if det and x > 0 then\n"
-"            local b = O[k]\n"
-"            if b == nil then\n"
-"              b = now\n"
-"              if V0[k] > 0 then\n"
-"                b = tonumber(call('ZRANGE', k, 0, 0, 'WITHSCORES')[2])\n"
-"              end\n"
-"              O[k] = b\n"
-"            end\n"
-"            reset = b + P[s] - now\n"
-"          end\n"
-"          if not ok[j] then\n"
-"            local c = x - Q[s]\n"
-"            if c < V0[k] then\n"
-"              retry = tonumber(call('ZRANGE', k, c, c, 'WITHSCORES')[2])\n"
-"                      + P[s] - now\n"
-"            else\n"
-"              retry = P[s]\n"
-"            end\n"
-"          end\n"
-"        end\n"
-"        if rem < 0 then rem = 0 end\n"
-"        if reset < 0 then reset = 0 end\n"
-"        if retry < 0 then retry = 0 end\n"
-"        q[#q + 1] = ok[j] and 1 or 0\n"
-"        q[#q + 1] = rem\n"
-"        q[#q + 1] = ceil(reset / 1000)\n"
-"        q[#q + 1] = ceil(retry / 1000)\n"
-"      end\n"
-"      r[nr] = q\n"
-"    end\n"
-"  end\n"
-"  i = e + 1\n"
-"end\n"
-"for j = 1, nd do\n"
-"  local k = D[j]\n"
-"  local s = S[k]\n"
-"  local a = A[s]\n"
-"  if a == 1 then\n"
-"    local ttl = (V[k] - now) / 1000 + 1\n"
-"    if ttl < 1000 then ttl = 1000 end\n"
-"    call('SET', k, fmt('%d', V[k] + 0.999999), 'PX', fmt('%d', ttl))\n"
-"  elseif a == 2 then\n"
-"    if V0[k] == 0 then\n"
-"      call('HSET', k, 'w', F[s], 'c', fmt('%d', V[k]))\n"
-"      call('PEXPIRE', k, X[s])\n"
-"    else\n"
-"      call('HINCRBY', k, 'c', fmt('%d', V[k] - V0[k]))\n"
-"    end\n"
-"  else\n"
-"    call('ZADD', k, unpack(M[k]))\n"
-"    call('PEXPIRE', k, X[s])\n"
-"  end\n"
-"end\n"
-"return r\n");
 
 
 static ngx_conf_enum_t  ngx_http_gw_ratelimit_log_levels[] = {
@@ -707,7 +491,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_loc_conf_t *glcf)
 {
     u_char                         *p;
-    size_t                          size, len;
+    size_t                          len;
     ngx_uint_t                      i, m;
     ngx_pool_cleanup_t             *cln;
     ngx_http_variable_value_t      *vv;
@@ -750,9 +534,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ctx->glcf = glcf;
     ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
 
-    /* the raw key values first: the keys are written where they are sent */
-
-    size = 0;
+    /* the key values first, the keys of Redis then */
 
     for (i = 0; i < m; i++) {
         zone = limits[i].zone;
@@ -782,9 +564,6 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
             }
         }
 
-        size += sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                + ngx_http_gw_ratelimit_key_len(zone, &ctx->keys[ctx->n]);
-
         ctx->limits[ctx->n++] = &limits[i];
     }
 
@@ -805,7 +584,7 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
         ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
 
-        if (ngx_http_gw_ratelimit_join(ctx, ctx->keys, size) == NGX_OK) {
+        if (ngx_http_gw_ratelimit_join(ctx) == NGX_OK) {
 
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "gw_ratelimit: waiting for redis, %ui limits, "
@@ -862,16 +641,23 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
 
 /*
- * "<prefix><zone>:<algorithm>:<key>", or "...<algorithm>#<sha1 of key>" for
- * a long key: zones never share a key, keys are binary-safe and bounded.
+ * "<prefix><zone>:<algorithm>:{<key>}", or "...:{#<sha1 of key>}" for a
+ * key longer than 256 bytes or with a "}": zones never share a key, keys
+ * are binary-safe and bounded, and the keys of one value (the request's
+ * limits on one client) share a Redis Cluster hash slot.
  */
 
 static size_t
 ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
     ngx_str_t *raw)
 {
-    return zone->prefix.len + 1
-           + (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY ? raw->len : 40);
+    if (raw->len > NGX_HTTP_GW_RATELIMIT_MAX_KEY
+        || ngx_strlchr(raw->data, raw->data + raw->len, '}') != NULL)
+    {
+        return zone->prefix.len + sizeof("{#}") - 1 + 40;
+    }
+
+    return zone->prefix.len + sizeof("{}") - 1 + raw->len;
 }
 
 
@@ -883,134 +669,93 @@ ngx_http_gw_ratelimit_key(u_char *p, ngx_http_gw_ratelimit_zone_t *zone,
     ngx_sha1_t  sha1;
 
     p = ngx_cpymem(p, zone->prefix.data, zone->prefix.len);
+    *p++ = '{';
 
-    if (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY) {
-        *p++ = ':';
-        return ngx_cpymem(p, raw->data, raw->len);
+    if (raw->len > NGX_HTTP_GW_RATELIMIT_MAX_KEY
+        || ngx_strlchr(raw->data, raw->data + raw->len, '}') != NULL)
+    {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, raw->data, raw->len);
+        ngx_sha1_final(hash, &sha1);
+
+        *p++ = '#';
+        p = ngx_hex_dump(p, hash, 20);
+
+    } else {
+        p = ngx_cpymem(p, raw->data, raw->len);
     }
 
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, raw->data, raw->len);
-    ngx_sha1_final(hash, &sha1);
+    *p++ = '}';
 
-    *p++ = '#';
-
-    return ngx_hex_dump(p, hash, 20);
+    return p;
 }
 
 
 /*
  * Adds the request to the worker's open batch (a new one when there is
  * none, or when the request does not fit: then the full one is sent now).
- * "raw" are the key values, "size" bounds the bytes of their keys.
+ * The request's keys (ctx->keys, the values of its keys) become the keys
+ * of Redis, kept in the batch.
  */
 
 static ngx_int_t
-ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
-    size_t size)
+ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx)
 {
     u_char                             *p;
-    size_t                              len;
-    ngx_uint_t                          i, s;
+    ngx_str_t                           keys[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                          i, details;
+    ngx_http_gw_rl_limit_t             *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
     ngx_http_gw_ratelimit_batch_t      *b;
-    ngx_http_gw_ratelimit_limit_t      *limit;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = ctx->gmcf;
+
+    p = gmcf->key_buf;
+
+    for (i = 0; i < ctx->n; i++) {
+        keys[i].data = p;
+        p = ngx_http_gw_ratelimit_key(p, ctx->limits[i]->zone, &ctx->keys[i]);
+        keys[i].len = p - keys[i].data;
+
+        limits[i] = &ctx->limits[i]->rl;
+    }
+
+    details = ctx->glcf->headers;
+
     b = gmcf->batch;
 
-    if (b != NULL && !ngx_http_gw_ratelimit_fits(b, ctx, size)) {
+    if (b != NULL
+        && ngx_http_gw_rl_batch_add(&b->rl, limits, keys, ctx->n, details,
+                                    ctx->keys)
+           != NGX_OK)
+    {
         ngx_http_gw_ratelimit_flush(gmcf, 1);
         b = NULL;
     }
 
     if (b == NULL) {
-        b = gmcf->free;
-
-        if (b != NULL) {
-            gmcf->free = b->next;
-
-        } else {
-            if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
-                ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
-                                            "%d batches in flight, failing "
-                                            "fast",
-                                            NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
-                return NGX_DECLINED;
-            }
-
-            b = ngx_palloc(ngx_cycle->pool,
-                           sizeof(ngx_http_gw_ratelimit_batch_t));
-            if (b == NULL) {
-                return NGX_ERROR;
-            }
-
-            b->gmcf = gmcf;
-            gmcf->batches++;
+        b = ngx_http_gw_ratelimit_batch(gmcf);
+        if (b == NULL) {
+            return NGX_DECLINED;
         }
 
-        b->next = NULL;
-        b->cmd = NULL;
-        b->nreq = 0;
-        b->nkeys = 0;
-        b->nspecs = 0;
-        b->id = gmcf->sequence++;
-        b->start = ngx_current_msec;
-        b->last = b->keys;
-        b->eval = 0;
+        /* a request always fits in an empty batch */
 
-        gmcf->batch = b;
-
-        if (!gmcf->flush.posted) {
-            ngx_post_event(&gmcf->flush, &ngx_posted_events);
+        if (ngx_http_gw_rl_batch_add(&b->rl, limits, keys, ctx->n, details,
+                                     ctx->keys)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
-
-    /* the keys in the Redis protocol, and a descriptor byte for each */
-
-    p = b->last;
-
-    for (i = 0; i < ctx->n; i++) {
-        limit = ctx->limits[i];
-
-        for (s = 0; s < b->nspecs; s++) {
-            if (b->spec[s] == limit) {
-                break;
-            }
-        }
-
-        if (s == b->nspecs) {
-            b->spec[b->nspecs++] = limit;
-        }
-
-        b->desc[b->nkeys++] = (u_char) (s + 1)
-                              | (i == ctx->n - 1
-                                 ? NGX_HTTP_GW_RL_LAST : 0)
-                              | (ctx->glcf->headers
-                                 ? NGX_HTTP_GW_RL_DETAILS : 0);
-
-        len = ngx_http_gw_ratelimit_key_len(limit->zone, &raw[i]);
-
-        p = ngx_sprintf(p, "$%uz\r\n", len);
-
-        (void) ngx_http_gw_ratelimit_key(p, limit->zone, &raw[i]);
-
-        ctx->keys[i].data = p;
-        ctx->keys[i].len = len;
-
-        p += len;
-        *p++ = CR;
-        *p++ = LF;
-    }
-
-    b->last = p;
-    b->nlimits[b->nreq] = (u_char) ctx->n;
-    b->req[b->nreq] = ctx;
 
     ctx->batch = b;
-    ctx->slot = b->nreq++;
+    ctx->slot = b->rl.nreq - 1;
+    ctx->ref = b->rl.nrefs - ctx->n;
 
-    if (b->nreq == NGX_HTTP_GW_RL_BATCH) {
+    b->req[ctx->slot] = ctx;
+
+    if (b->rl.nreq == NGX_HTTP_GW_RL_BATCH) {
         ngx_http_gw_ratelimit_flush(gmcf, 1);
     }
 
@@ -1018,34 +763,51 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
 }
 
 
-static ngx_uint_t
-ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size)
+/* a new open batch, sent at the end of this event loop iteration */
+
+static ngx_http_gw_ratelimit_batch_t *
+ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf)
 {
-    ngx_uint_t  i, s, specs;
+    ngx_http_gw_ratelimit_batch_t  *b;
 
-    if (b->nkeys + ctx->n > NGX_HTTP_GW_RL_BATCH_KEYS
-        || (size_t) (b->keys + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES - b->last)
-           < size)
-    {
-        return 0;
-    }
+    b = gmcf->free;
 
-    specs = b->nspecs;
+    if (b != NULL) {
+        gmcf->free = b->next;
 
-    for (i = 0; i < ctx->n; i++) {
-        for (s = 0; s < b->nspecs; s++) {
-            if (b->spec[s] == ctx->limits[i]) {
-                break;
-            }
+    } else {
+        if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
+            ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
+                                        "%d batches in flight, failing fast",
+                                        NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
+            return NULL;
         }
 
-        if (s == b->nspecs) {
-            specs++;
+        b = ngx_palloc(ngx_cycle->pool,
+                       sizeof(ngx_http_gw_ratelimit_batch_t));
+        if (b == NULL) {
+            return NULL;
         }
+
+        b->gmcf = gmcf;
+        gmcf->batches++;
     }
 
-    return specs <= NGX_HTTP_GW_RL_BATCH_SPECS;
+    b->next = NULL;
+    b->cmd = NULL;
+    b->id = gmcf->sequence++;
+    b->start = ngx_current_msec;
+    b->eval = 0;
+
+    ngx_http_gw_rl_batch_init(&b->rl);
+
+    gmcf->batch = b;
+
+    if (!gmcf->flush.posted) {
+        ngx_post_event(&gmcf->flush, &ngx_posted_events);
+    }
+
+    return b;
 }
 
 
@@ -1125,9 +887,13 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "gw_ratelimit: sending a batch of %ui requests, %ui keys",
-                   b->nreq, b->nkeys);
+                   b->rl.nreq, b->rl.nkeys);
 
     len = ngx_http_gw_ratelimit_format(b, 0);
+    if (len == 0) {
+        ngx_http_gw_ratelimit_finish(b, NULL);
+        return;
+    }
 
     cmd = ngx_http_gw_redis_send(gmcf->conn, gmcf->command, len,
                                  (ngx_msec_t) timeout,
@@ -1144,68 +910,29 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
 }
 
 
-/*
- * The batch as one command, in the worker's command buffer:
- * EVALSHA sha1 nkeys key... id descriptors spec...,
- * or with eval, EVAL script nkeys ...
- */
+/* the batch as one command, in the worker's command buffer */
 
 static size_t
 ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
     ngx_uint_t eval)
 {
-    u_char                             *p;
-    size_t                              n;
-    ngx_uint_t                          s;
+    ngx_str_t                           id;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
     u_char                              buf[NGX_INT_T_LEN + 64];
 
     gmcf = b->gmcf;
-    p = gmcf->command;
-
-    p = ngx_sprintf(p, "*%ui\r\n", 3 + b->nkeys + 2 + 4 * b->nspecs);
-
-    if (eval) {
-        p = ngx_sprintf(p, "$4\r\nEVAL\r\n$%uz\r\n%V\r\n",
-                        ngx_http_gw_ratelimit_script.len,
-                        &ngx_http_gw_ratelimit_script);
-
-    } else {
-        p = ngx_sprintf(p, "$7\r\nEVALSHA\r\n$40\r\n%V\r\n", &gmcf->sha1);
-    }
-
-    n = ngx_sprintf(buf, "%ui", b->nkeys) - buf;
-    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-    p = ngx_cpymem(p, b->keys, b->last - b->keys);
 
     /* the id: "<batch number, hex>.<worker token>" */
 
-    n = ngx_snprintf(buf, sizeof(buf), "%xi.%V", b->id, &gmcf->token) - buf;
-    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+    id.data = buf;
+    id.len = ngx_snprintf(buf, sizeof(buf), "%xi.%V", b->id, &gmcf->token)
+             - buf;
 
-    p = ngx_http_gw_ratelimit_bulk(p, b->desc, b->nkeys);
-
-    for (s = 0; s < b->nspecs; s++) {
-        p = ngx_cpymem(p, b->spec[s]->spec.data, b->spec[s]->spec.len);
+    if (ngx_http_gw_rl_batch_size(&b->rl, id.len) > gmcf->command_size) {
+        return 0;
     }
 
-    return p - gmcf->command;
-}
-
-
-/* a bulk string of the Redis protocol */
-
-static u_char *
-ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data, size_t len)
-{
-    p = ngx_sprintf(p, "$%uz\r\n", len);
-    p = ngx_cpymem(p, data, len);
-
-    *p++ = CR;
-    *p++ = LF;
-
-    return p;
+    return ngx_http_gw_rl_batch_format(&b->rl, gmcf->command, eval, &id);
 }
 
 
@@ -1216,9 +943,8 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     size_t                              len;
     u_char                              buf[128];
-    ngx_uint_t                          i, j, k;
     ngx_http_gw_redis_t                *conn;
-    ngx_http_gw_rl_verdicts_t   *v;
+    ngx_http_gw_rl_verdicts_t          *v;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
@@ -1231,7 +957,9 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
         len = ngx_http_gw_ratelimit_format(b, 1);
 
-        if (ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK) {
+        if (len != 0
+            && ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK)
+        {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                            "gw_ratelimit: NOSCRIPT, sent EVAL");
             return;
@@ -1260,22 +988,9 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
         return;
     }
 
-    /* what each request of the batch expects */
-
     v = gmcf->verdicts;
-    v->nreq = b->nreq;
-    k = 0;
 
-    for (i = 0; i < b->nreq; i++) {
-        v->nlimits[i] = b->nlimits[i];
-        v->details[i] = (b->desc[k] & NGX_HTTP_GW_RL_DETAILS) ? 1 : 0;
-
-        for (j = 0; j < b->nlimits[i]; j++, k++) {
-            v->capacity[k] = b->spec[(b->desc[k] & 0x3f) - 1]->capacity;
-        }
-    }
-
-    if (ngx_http_gw_rl_parse_batch(reply, v) != NGX_OK) {
+    if (ngx_http_gw_rl_parse(reply, &b->rl, v) != NGX_OK) {
         ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
                                     "unexpected script reply");
         ngx_http_gw_ratelimit_finish(b, NULL);
@@ -1307,15 +1022,14 @@ static void
 ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v)
 {
-    ngx_uint_t                          i, k;
+    ngx_uint_t                          i;
     ngx_http_request_t                 *r;
     ngx_http_gw_ratelimit_ctx_t        *ctx;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
-    k = 0;
 
-    for (i = 0; i < b->nreq; k += b->nlimits[i], i++) {
+    for (i = 0; i < b->rl.nreq; i++) {
         ctx = b->req[i];
 
         if (ctx == NULL) {
@@ -1330,7 +1044,7 @@ ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
 
         } else {
             if (v->known[i]) {
-                ngx_memcpy(ctx->results, &v->res[k],
+                ngx_memcpy(ctx->results, &v->res[ctx->ref],
                            ctx->n * sizeof(ngx_http_gw_rl_result_t));
                 ctx->known = 1;
             }
@@ -1921,9 +1635,9 @@ ngx_http_gw_ratelimit_local_evict(ngx_http_gw_ratelimit_local_t *local,
 
 
 /*
- * The script's algorithms on a local node (usec); the sliding window is
- * approximated here by weighting the previous fixed window's count, which
- * needs no per-request log in shared memory.
+ * The script's algorithms, with its names, on a local node (usec); the
+ * sliding window is approximated here by weighting the previous fixed
+ * window's count, which needs no per-request log in shared memory.
  */
 
 static void
@@ -1931,65 +1645,71 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
     ngx_http_gw_ratelimit_node_t *lr, int64_t now, ngx_uint_t charge,
     ngx_http_gw_rl_result_t *res)
 {
-    double                         T, cap, tat, d, est, q, left, wait;
-    int64_t                        p, w, e, cur, prev;
-    ngx_http_gw_ratelimit_zone_t  *zone;
+    double                   estimate, left, wait;
+    int64_t                  tat, interval, tolerance, queued, period;
+    int64_t                  window, count, previous, elapsed, capacity, rate;
+    ngx_http_gw_rl_limit_t  *rl;
 
-    zone = limit->zone;
-    p = (int64_t) zone->period * 1000000;
-    q = (double) (zone->count + limit->burst);
+    rl = &limit->rl;
 
     res->remaining = 0;
     res->reset = 0;
     res->retry = 0;
+    res->excess = 0;
 
-    switch (zone->algorithm) {
+    switch (rl->algorithm) {
 
     case NGX_HTTP_GW_RL_GCRA:
-        T = (double) p / zone->count;
-        cap = (limit->burst + 1) * T;
-        tat = (double) ngx_max(lr->tat, now);
+        interval = (int64_t) rl->interval;
+        tolerance = (int64_t) rl->tolerance;
 
-        res->allowed = (tat + T - now <= cap + 1);
+        tat = ngx_max(lr->tat, now);
 
-        if (charge) {
-            tat += T;
-            lr->tat = (int64_t) (tat + 0.5);
-            lr->expire = lr->tat;
-        }
-
-        d = tat - now;
-
-        left = (cap - d) / T + 0.000001;
-        res->remaining = left > 0 ? (ngx_uint_t) left : 0;
-
-        if (d > 0) {
-            wait = d - (ngx_uint_t) ((d - 1) / T) * T;
-            res->reset = (ngx_msec_t) ((wait + 999) / 1000);
-        }
+        res->excess = (ngx_uint_t) ((tat - now) * 1000 / interval);
+        res->allowed = (tat + interval - now <= tolerance);
 
         if (!res->allowed) {
-            wait = (double) ngx_max(lr->tat, now) + T - now - cap;
-            res->retry = (ngx_msec_t) ((wait + 999) / 1000);
+            res->retry = (ngx_msec_t) ((tat + interval - now - tolerance
+                                        + 999) / 1000);
+
+        } else if (charge) {
+            tat += interval;
+            lr->tat = tat;
+            lr->expire = tat;
+        }
+
+        queued = tat - now;
+        res->remaining = (ngx_uint_t) ((tolerance - queued) / interval);
+
+        if (queued > 0) {
+            res->reset = (ngx_msec_t) ((queued
+                                        - (queued - 1) / interval * interval
+                                        + 999) / 1000);
         }
 
         break;
 
     case NGX_HTTP_GW_RL_FIXED:
-        w = now / p;
-        cur = (lr->window == w) ? lr->count : 0;
+        period = (int64_t) rl->period;
+        capacity = (int64_t) rl->capacity;
+        rate = (int64_t) rl->rate;
 
-        res->allowed = (cur < q);
+        window = now / period;
+        count = (lr->window == window) ? lr->count : 0;
 
-        if (charge) {
-            cur++;
-            lr->window = w;
-            lr->count = cur;
-            lr->expire = (w + 1) * p;
+        res->excess = (count + 1 > rate) ? (count + 1 - rate) * 1000 : 0;
+        res->allowed = (count < capacity);
+
+        if (res->allowed && charge) {
+            count++;
+            lr->window = window;
+            lr->count = count;
+            lr->expire = (window + 1) * period;
         }
 
-        res->remaining = (cur < q) ? (ngx_uint_t) (q - cur) : 0;
-        res->reset = (ngx_msec_t) (((w + 1) * p - now + 999) / 1000);
+        res->remaining = (count < capacity) ? capacity - count : 0;
+        res->reset = (ngx_msec_t) (((window + 1) * period - now + 999)
+                                   / 1000);
 
         if (!res->allowed) {
             res->retry = res->reset;
@@ -1998,45 +1718,54 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         break;
 
     default: /* NGX_HTTP_GW_RL_SLIDING */
-        w = now / p;
-        e = now - w * p;
+        period = (int64_t) rl->period;
+        capacity = (int64_t) rl->capacity;
+        rate = (int64_t) rl->rate;
 
-        if (lr->window == w) {
-            cur = lr->count;
-            prev = lr->previous;
+        window = now / period;
+        elapsed = now - window * period;
 
-        } else if (lr->window == w - 1) {
-            cur = 0;
-            prev = lr->count;
+        if (lr->window == window) {
+            count = lr->count;
+            previous = lr->previous;
+
+        } else if (lr->window == window - 1) {
+            count = 0;
+            previous = lr->count;
 
         } else {
-            cur = 0;
-            prev = 0;
+            count = 0;
+            previous = 0;
         }
 
-        est = (double) prev * (p - e) / p + cur;
+        estimate = (double) previous * (period - elapsed) / period + count;
 
-        res->allowed = (est + 1 <= q + 0.000001);
+        left = estimate + 1 - rate;
+        res->excess = left > 0 ? (ngx_uint_t) (left * 1000) : 0;
+        res->allowed = (estimate + 1 <= capacity + 0.000001);
 
-        if (charge) {
-            cur++;
-            est += 1;
-            lr->window = w;
-            lr->count = cur;
-            lr->previous = prev;
-            lr->expire = (w + 2) * p;
+        if (res->allowed && charge) {
+            count++;
+            estimate += 1;
+            lr->window = window;
+            lr->count = count;
+            lr->previous = previous;
+            lr->expire = (window + 2) * period;
         }
 
-        left = q - est + 0.000001;
+        left = capacity - estimate + 0.000001;
         res->remaining = left > 0 ? (ngx_uint_t) left : 0;
-        res->reset = (ngx_msec_t) ((p - e + 999) / 1000);
+        res->reset = (ngx_msec_t) ((period - elapsed + 999) / 1000);
 
         if (!res->allowed) {
-            if (cur + 1 <= q && prev > 0) {
-                wait = (p - e) - (q - 1 - cur) * p / prev;
+            if (count + 1 <= capacity && previous > 0) {
+                wait = (period - elapsed)
+                       - (double) (capacity - 1 - count) * period / previous;
 
             } else {
-                wait = (p - e) + p - (cur > 0 ? (q - 1) * p / cur : 0);
+                wait = (period - elapsed) + period
+                       - (count > 0 ? (double) (capacity - 1) * period / count
+                                    : 0);
             }
 
             res->retry = (ngx_msec_t) ((ngx_max(wait, 0) + 999) / 1000);
@@ -2045,6 +1774,7 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         break;
     }
 
+    res->excess = ngx_min(res->excess, (rl->burst + 1) * 1000);
     res->reset = ngx_min(res->reset, NGX_HTTP_GW_RL_MAX_MSEC);
     res->retry = ngx_min(res->retry, NGX_HTTP_GW_RL_MAX_MSEC);
 }
@@ -2402,7 +2132,6 @@ ngx_http_gw_ratelimit_create_main_conf(ngx_conf_t *cf)
      *     gmcf->prefix = { 0, NULL };
      *     gmcf->shm_zone = NULL;
      *     gmcf->local_used = 0;
-     *     gmcf->spec_max = 0;
      *     gmcf->conn = NULL;
      *     gmcf->batch = NULL;
      *     gmcf->free = NULL;
@@ -2426,9 +2155,8 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
-    u_char                         *p, hash[20];
+    u_char                         *p;
     ngx_uint_t                      i;
-    ngx_sha1_t                      sha1;
     ngx_http_gw_ratelimit_zone_t  **zones, *zone;
 
     ngx_conf_init_size_value(gmcf->local_size, 1024 * 1024);
@@ -2456,7 +2184,7 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
     for (i = 0; i < gmcf->zones.nelts; i++) {
         zone = zones[i];
 
-        zone->prefix.len = gmcf->prefix.len + zone->name.len + 2;
+        zone->prefix.len = gmcf->prefix.len + zone->name.len + 3;
         zone->prefix.data = ngx_pnalloc(cf->pool, zone->prefix.len);
         if (zone->prefix.data == NULL) {
             return NGX_CONF_ERROR;
@@ -2466,23 +2194,11 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
                        gmcf->prefix.len);
         p = ngx_cpymem(p, zone->name.data, zone->name.len);
         *p++ = ':';
-        *p = ngx_http_gw_ratelimit_algorithm_tags[zone->algorithm];
+        *p++ = ngx_http_gw_ratelimit_algorithm_tags[zone->algorithm];
+        *p = ':';
     }
 
-    gmcf->sha1.len = 40;
-    gmcf->sha1.data = ngx_pnalloc(cf->pool, 40);
-    if (gmcf->sha1.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, ngx_http_gw_ratelimit_script.data,
-                    ngx_http_gw_ratelimit_script.len);
-    ngx_sha1_final(hash, &sha1);
-
-    ngx_hex_dump(gmcf->sha1.data, hash, 20);
-
-    gmcf->redis.script = ngx_http_gw_ratelimit_script;
+    gmcf->redis.script = ngx_http_gw_rl_script;
     gmcf->redis.log_prefix = "gw_ratelimit: ";
 
     return NGX_CONF_OK;
@@ -2558,11 +2274,9 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_array_t *limits)
 {
     u_char                         *p;
-    size_t                          n;
     ngx_uint_t                      i, j;
     ngx_http_gw_ratelimit_zone_t  **zones, *zone;
     ngx_http_gw_ratelimit_limit_t  *limit;
-    u_char                          buf[NGX_INT64_LEN];
 
     limit = limits->elts;
     zones = gmcf->zones.elts;
@@ -2616,31 +2330,16 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
             }
         }
 
-        /* the script's four arguments, in the Redis protocol */
+        /* the limit as the script has it, and its arguments */
 
-        p = ngx_pnalloc(cf->pool, 4 * (sizeof("$\r\n\r\n") - 1
-                                       + 2 * NGX_INT64_LEN));
+        p = ngx_pnalloc(cf->pool, NGX_HTTP_GW_RL_LIMIT_ARGS);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        limit[i].spec.data = p;
-
-        n = ngx_sprintf(buf, "%ui", zone->algorithm) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%uL", (uint64_t) zone->period * 1000000) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%ui", zone->count) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%ui", limit[i].burst) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        limit[i].spec.len = p - limit[i].spec.data;
-
-        gmcf->spec_max = ngx_max(gmcf->spec_max, limit[i].spec.len);
+        ngx_http_gw_rl_limit_init(&limit[i].rl, zone->algorithm,
+                                  zone->period, zone->count, limit[i].burst,
+                                  p);
 
         limit[i].zone = zone;
     }
@@ -3279,20 +2978,30 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
                                   (uint32_t) ngx_random(), ngx_pid)
                       - p;
 
-    /* the longest command: EVAL with the script, every key and limit */
+    /*
+     * The longest command: EVAL with the script, every key, every limit,
+     * the id (ngx_http_gw_ratelimit_format() checks each batch against
+     * this size).
+     */
 
     gmcf->command_size = sizeof("*\r\n$4\r\nEVAL\r\n$\r\n\r\n$\r\n\r\n") - 1
                          + 3 * NGX_INT_T_LEN
-                         + ngx_http_gw_ratelimit_script.len
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES
-                         + sizeof("$\r\n.\r\n") - 1 + 2 * NGX_INT_T_LEN
-                         + gmcf->token.len
-                         + sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                         + NGX_HTTP_GW_RL_BATCH_KEYS
-                         + NGX_HTTP_GW_RL_BATCH_SPECS * gmcf->spec_max;
+                         + ngx_http_gw_rl_script.len
+                         + NGX_HTTP_GW_RL_BATCH_BYTES
+                         + 4 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
+                         + 3 * NGX_HTTP_GW_RL_BATCH_KEYS
+                         + NGX_INT_T_LEN + 64
+                         + NGX_HTTP_GW_RL_BATCH_LIMITS
+                           * NGX_HTTP_GW_RL_LIMIT_ARGS;
 
     gmcf->command = ngx_pnalloc(cycle->pool, gmcf->command_size);
     if (gmcf->command == NULL) {
+        return NGX_ERROR;
+    }
+
+    gmcf->key_buf = ngx_pnalloc(cycle->pool, NGX_HTTP_GW_RL_MAX_LIMITS
+                                             * NGX_HTTP_GW_RATELIMIT_KEY_SIZE);
+    if (gmcf->key_buf == NULL) {
         return NGX_ERROR;
     }
 

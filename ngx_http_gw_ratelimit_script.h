@@ -2,10 +2,13 @@
 /*
  * Copyright (C) nginx-gw authors
  *
- * nginx-gw: gw_ratelimit's script on the wire.  A batch reply of the
- * decision script interpreted, every byte of it checked: the reply comes
- * from the network, and a wrong decision is worse than none.  No nginx
- * request or event here: a fuzzer links this unit as it is.
+ * nginx-gw: gw_ratelimit's decision script on the wire.  The script itself
+ * is ngx_http_gw_ratelimit_script.lua (embedded from the generated
+ * ngx_http_gw_ratelimit_lua.h); this unit builds a batch of requests into
+ * the script's arguments and interprets its reply, every byte of which is
+ * checked: the reply comes from the network, and a wrong decision is worse
+ * than none.  No nginx request or event here: a fuzzer links this unit as
+ * it is.
  */
 
 
@@ -30,12 +33,16 @@
 /* one script call decides at most this many requests and keys */
 #define NGX_HTTP_GW_RL_BATCH         64
 #define NGX_HTTP_GW_RL_BATCH_KEYS    256
-/* distinct limits in a batch: their number fits a descriptor byte */
-#define NGX_HTTP_GW_RL_BATCH_SPECS   63
+/* distinct limits in a batch: their number fits a byte with room */
+#define NGX_HTTP_GW_RL_BATCH_LIMITS  63
+/* bytes of the keys of a batch, in the Redis protocol */
+#define NGX_HTTP_GW_RL_BATCH_BYTES   8192
 
-/* a key's descriptor byte: its limit in the batch, then these flags */
-#define NGX_HTTP_GW_RL_LAST          0x40
+/* a request wants its details (RateLimit headers, a possible delay) */
 #define NGX_HTTP_GW_RL_DETAILS       0x80
+
+/* the four arguments of a limit, in the Redis protocol, at most */
+#define NGX_HTTP_GW_RL_LIMIT_ARGS    (4 * (sizeof("$20\r\n\r\n") - 1 + 20))
 
 /* reset and retry times from Redis are clamped to a day */
 #define NGX_HTTP_GW_RL_MAX_MSEC      86400000
@@ -46,25 +53,60 @@
 #define NGX_HTTP_GW_RL_DENIED        2
 
 
+/* a limit as the script (and the local fallback) computes it */
+typedef struct {
+    ngx_uint_t                   algorithm;
+    ngx_uint_t                   rate;        /* requests per period */
+    ngx_uint_t                   burst;
+    uint64_t                     period;      /* usec */
+    uint64_t                     interval;    /* gcra: period / rate */
+    uint64_t                     tolerance;   /* gcra: (burst + 1) interval */
+    ngx_uint_t                   capacity;    /* windows: rate + burst */
+    ngx_str_t                    args;        /* the script's arguments */
+} ngx_http_gw_rl_limit_t;
+
+
 typedef struct {
     ngx_uint_t                   allowed;
     ngx_uint_t                   remaining;
     ngx_msec_t                   reset;
     ngx_msec_t                   retry;
+    ngx_uint_t                   excess;      /* thousandths of a request */
 } ngx_http_gw_rl_result_t;
 
 
 /*
- * A batch reply interpreted.  In: the requests' shapes (number of limits,
- * whether the request wants the details), the keys' capacities (the keys
- * of the requests one after the other).  Out: per request its outcome and
- * whether its results are known, per key its result.
+ * A batch: its distinct limits and keys, and its requests as lists of
+ * references to the keys.  The keys are kept in the Redis protocol, ready
+ * to be sent (and sent again with EVAL after NOSCRIPT).
  */
 typedef struct {
+    ngx_uint_t                   nlimits;
+    ngx_http_gw_rl_limit_t      *limit[NGX_HTTP_GW_RL_BATCH_LIMITS];
+
+    ngx_uint_t                   nkeys;
+    uint32_t                     key_hash[NGX_HTTP_GW_RL_BATCH_KEYS];
+    ngx_str_t                    key[NGX_HTTP_GW_RL_BATCH_KEYS];
+    u_char                       key_limit[NGX_HTTP_GW_RL_BATCH_KEYS];
+
     ngx_uint_t                   nreq;
-    u_char                       nlimits[NGX_HTTP_GW_RL_BATCH];
-    u_char                       details[NGX_HTTP_GW_RL_BATCH];
-    ngx_uint_t                   capacity[NGX_HTTP_GW_RL_BATCH_KEYS];
+    u_char                       request[NGX_HTTP_GW_RL_BATCH];
+    ngx_uint_t                   nrefs;
+    u_char                       ref[NGX_HTTP_GW_RL_BATCH_KEYS];
+
+    unsigned                     general:1;   /* not the simple form */
+
+    u_char                      *last;        /* end of the keys */
+    u_char                       keys[NGX_HTTP_GW_RL_BATCH_BYTES];
+} ngx_http_gw_rl_batch_t;
+
+
+/*
+ * A batch reply interpreted: per request its outcome and whether its
+ * results are known, per reference (the requests' keys one after the
+ * other) its result.
+ */
+typedef struct {
     u_char                       outcome[NGX_HTTP_GW_RL_BATCH];
     u_char                       known[NGX_HTTP_GW_RL_BATCH];
     ngx_http_gw_rl_result_t      res[NGX_HTTP_GW_RL_BATCH_KEYS];
@@ -72,7 +114,24 @@ typedef struct {
 } ngx_http_gw_rl_verdicts_t;
 
 
-ngx_int_t ngx_http_gw_rl_parse_batch(redisReply *reply,
+/* the script's source and its SHA-1, in hex */
+extern ngx_str_t  ngx_http_gw_rl_script;
+extern ngx_str_t  ngx_http_gw_rl_script_sha1;
+
+
+void ngx_http_gw_rl_limit_init(ngx_http_gw_rl_limit_t *limit,
+    ngx_uint_t algorithm, ngx_uint_t period, ngx_uint_t rate,
+    ngx_uint_t burst, u_char *buf);
+
+void ngx_http_gw_rl_batch_init(ngx_http_gw_rl_batch_t *b);
+ngx_int_t ngx_http_gw_rl_batch_add(ngx_http_gw_rl_batch_t *b,
+    ngx_http_gw_rl_limit_t **limits, ngx_str_t *keys, ngx_uint_t n,
+    ngx_uint_t details, ngx_str_t *stored);
+size_t ngx_http_gw_rl_batch_size(ngx_http_gw_rl_batch_t *b, size_t id);
+size_t ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
+    ngx_uint_t eval, ngx_str_t *id);
+
+ngx_int_t ngx_http_gw_rl_parse(redisReply *reply, ngx_http_gw_rl_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v);
 ngx_uint_t ngx_http_gw_rl_noscript(redisReply *reply);
 

@@ -520,7 +520,7 @@ sleep 0.7;
 %r = main::get("/t?c=w");
 Test::More::is($r{headers}{'x-rl'}, "PASSED", "after late replies: PASSED");
 my $n = GwRedis::command($ENV{TEST_NGINX_GWRL_OWN_PORT}, 'ZCARD',
-                         'gw:rl:z:s:gone1');
+                         'gw:rl:z:s:{gone1}');
 Test::More::is($n, 1, "the departed request was still counted once");
 --- request
 GET /t?c=w
@@ -634,9 +634,9 @@ GwRedis::commands($port, ['AUTH', 'gw-secret'], ['FLUSHALL']);
 my %r = main::get("/t?c=db");
 Test::More::is($r{headers}{'x-rl'}, "PASSED", "authenticated: PASSED");
 my $in3 = GwRedis::commands($port, ['AUTH', 'gw-secret'], ['SELECT', 3],
-                            ['EXISTS', 'gw:rl:z:g:db']);
+                            ['EXISTS', 'gw:rl:z:g:{db}']);
 my $in0 = GwRedis::commands($port, ['AUTH', 'gw-secret'],
-                            ['EXISTS', 'gw:rl:z:g:db']);
+                            ['EXISTS', 'gw:rl:z:g:{db}']);
 Test::More::is($in3, 1, "the key is in db 3");
 Test::More::is($in0, 0, "not in db 0");
 --- request

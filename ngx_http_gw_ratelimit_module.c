@@ -30,9 +30,11 @@
 
 
 #define NGX_HTTP_GW_RATELIMIT_PASSED      1
-#define NGX_HTTP_GW_RATELIMIT_REJECTED    2
-#define NGX_HTTP_GW_RATELIMIT_DRY_RUN     3
-#define NGX_HTTP_GW_RATELIMIT_ERROR       4
+#define NGX_HTTP_GW_RATELIMIT_DELAYED     2
+#define NGX_HTTP_GW_RATELIMIT_REJECTED    3
+#define NGX_HTTP_GW_RATELIMIT_DELAYED_DRY 4
+#define NGX_HTTP_GW_RATELIMIT_DRY_RUN     5
+#define NGX_HTTP_GW_RATELIMIT_ERROR       6
 
 #define NGX_HTTP_GW_RATELIMIT_FAIL_OPEN   0
 #define NGX_HTTP_GW_RATELIMIT_FAIL_CLOSED 1
@@ -51,6 +53,8 @@
     (NGX_HTTP_GW_RATELIMIT_MAX_PREFIX + NGX_HTTP_GW_RATELIMIT_MAX_NAME      \
      + sizeof(":g:{}") - 1 + NGX_HTTP_GW_RATELIMIT_MAX_KEY)
 #define NGX_HTTP_GW_RATELIMIT_MAX_COUNT   1000000
+/* "nodelay": excess requests are never delayed */
+#define NGX_HTTP_GW_RATELIMIT_NODELAY     NGX_MAX_INT32_VALUE
 /* a sliding window keeps one sorted-set entry per admitted request */
 #define NGX_HTTP_GW_RATELIMIT_MAX_LOG     100000
 
@@ -80,6 +84,7 @@ typedef struct {
     ngx_http_gw_ratelimit_zone_t      *zone;
     ngx_str_t                          name;
     ngx_uint_t                         burst;
+    ngx_uint_t                         delay;      /* excess not delayed */
     ngx_uint_t                         capacity;   /* X-RateLimit-Limit */
     ngx_http_gw_rl_limit_t             rl;         /* as the script has it */
     u_char                            *file;
@@ -161,6 +166,7 @@ typedef struct {
     ngx_uint_t                         log_level;
     ngx_flag_t                         dry_run;
     ngx_flag_t                         headers;
+    ngx_uint_t                         delaying;   /* some limit may delay */
 } ngx_http_gw_ratelimit_loc_conf_t;
 
 
@@ -177,6 +183,7 @@ struct ngx_http_gw_ratelimit_ctx_s {
     ngx_uint_t                         n;
     ngx_uint_t                         status;
     ngx_uint_t                         state;
+    ngx_msec_t                         delay;
     unsigned                           known:1;    /* results are valid */
     unsigned                           rejected:1;
     unsigned                           closed:1;
@@ -228,6 +235,7 @@ static ngx_int_t ngx_http_gw_ratelimit_apply(ngx_http_request_t *r,
 static ngx_int_t ngx_http_gw_ratelimit_reject(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_ctx_t *ctx, ngx_uint_t status, char *reason);
 static void ngx_http_gw_ratelimit_resume(ngx_http_request_t *r);
+static void ngx_http_gw_ratelimit_delay(ngx_http_request_t *r);
 static void ngx_http_gw_ratelimit_cleanup(void *data);
 static ngx_http_gw_ratelimit_ctx_t *ngx_http_gw_ratelimit_get_ctx(
     ngx_http_request_t *r);
@@ -330,7 +338,7 @@ static ngx_command_t  ngx_http_gw_ratelimit_commands[] = {
       NULL },
 
     { ngx_string("gw_ratelimit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_gw_ratelimit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -425,7 +433,9 @@ static ngx_http_variable_t  ngx_http_gw_ratelimit_vars[] = {
 static ngx_str_t  ngx_http_gw_ratelimit_status_names[] = {
     ngx_null_string,
     ngx_string("PASSED"),
+    ngx_string("DELAYED"),
     ngx_string("REJECTED"),
+    ngx_string("DELAYED_DRY_RUN"),
     ngx_string("REJECTED_DRY_RUN"),
     ngx_string("ERROR")
 };
@@ -720,7 +730,7 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx)
         limits[i] = &ctx->limits[i]->rl;
     }
 
-    details = ctx->glcf->headers;
+    details = ctx->glcf->headers || ctx->glcf->delaying;
 
     b = gmcf->batch;
 
@@ -1070,35 +1080,93 @@ static void
 ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted)
 {
-    ngx_uint_t           i;
-    ngx_str_t           *name;
-    ngx_http_request_t  *r;
+    ngx_uint_t                      i, t, level;
+    ngx_msec_t                      delay;
+    ngx_http_request_t             *r;
+    ngx_http_gw_rl_result_t        *res;
+    ngx_http_gw_ratelimit_limit_t  *limit;
 
     r = ctx->request;
+    res = ctx->results;
 
     if (admitted) {
+
+        /* like limit_req: excess beyond "delay=" waits, at the rate */
+
+        t = ctx->n;
+        ctx->delay = 0;
+
+        if (ctx->known && ctx->glcf->delaying) {
+
+            for (i = 0; i < ctx->n; i++) {
+                limit = ctx->limits[i];
+
+                if (limit->delay == NGX_HTTP_GW_RATELIMIT_NODELAY
+                    || res[i].excess <= limit->delay * 1000)
+                {
+                    continue;
+                }
+
+                delay = (ngx_msec_t) ((res[i].excess - limit->delay * 1000)
+                                      * limit->rl.interval / 1000000);
+
+                if (delay > ctx->delay || t == ctx->n) {
+                    ctx->delay = delay;
+                    t = i;
+                }
+            }
+        }
+
+        if (t == ctx->n) {
+            if (ctx->status == 0) {
+                ctx->status = NGX_HTTP_GW_RATELIMIT_PASSED;
+            }
+
+            return;
+        }
+
+        level = ctx->glcf->log_level;
+        level = (level == NGX_LOG_INFO) ? NGX_LOG_INFO : level + 1;
+
+        ngx_log_error(level, r->connection->log, 0,
+                      "delaying request%s, excess: %ui.%03ui, by zone \"%V\"",
+                      ctx->glcf->dry_run ? ", dry run" : "",
+                      res[t].excess / 1000, res[t].excess % 1000,
+                      &ctx->limits[t]->zone->name);
+
+        if (ctx->glcf->dry_run) {
+            ctx->delay = 0;
+
+            if (ctx->status == 0) {
+                ctx->status = NGX_HTTP_GW_RATELIMIT_DELAYED_DRY;
+            }
+
+            return;
+        }
+
         if (ctx->status == 0) {
-            ctx->status = NGX_HTTP_GW_RATELIMIT_PASSED;
+            ctx->status = NGX_HTTP_GW_RATELIMIT_DELAYED;
         }
 
         return;
     }
 
-    name = NULL;
-
-    for (i = 0; i < ctx->n; i++) {
-        if (!ctx->results[i].allowed) {
-            name = &ctx->limits[i]->zone->name;
+    for (t = 0; t < ctx->n - 1; t++) {
+        if (!res[t].allowed) {
             break;
         }
     }
 
+    /*
+     * limit_req's line, which fail2ban's nginx-limit-req filter matches:
+     * nothing may come between the zone and nginx's ", client: ..."
+     */
+
     ngx_log_error(ctx->glcf->log_level, r->connection->log, 0,
-                  "limiting requests%s%s by zone \"%V\"",
+                  "limiting requests%s, excess: %ui.%03ui by zone \"%V\"",
                   ctx->glcf->dry_run ? ", dry run" : "",
-                  ctx->status == NGX_HTTP_GW_RATELIMIT_ERROR
-                  ? ", redis unavailable, local limit" : "",
-                  name);
+                  res[t].excess / 1000, res[t].excess % 1000,
+                  &ctx->limits[t]->zone->name);
 
     if (ctx->glcf->dry_run) {
         if (ctx->status == 0) {
@@ -1131,7 +1199,8 @@ ngx_http_gw_ratelimit_unavailable(ngx_http_gw_ratelimit_ctx_t *ctx)
     case NGX_HTTP_GW_RATELIMIT_FAIL_CLOSED:
         if (ctx->glcf->dry_run) {
             ngx_log_error(ctx->glcf->log_level, ctx->request->connection->log,
-                          0, "limiting requests, dry run, redis unavailable");
+                          0, "gw_ratelimit: redis unavailable, dry run: not "
+                          "rejected with %ui", ctx->glcf->fail_status);
             return;
         }
 
@@ -1190,6 +1259,31 @@ ngx_http_gw_ratelimit_apply(ngx_http_request_t *r,
     if (ctx->rejected) {
         return ngx_http_gw_ratelimit_reject(r, ctx, ctx->glcf->status_code,
                                             "rate_limited");
+    }
+
+    if (ctx->delay) {
+
+        /* a timer on the connection's write event, as limit_req does */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "gw_ratelimit: delaying %M ms", ctx->delay);
+
+        if (r->connection->read->ready) {
+            ngx_post_event(r->connection->read, &ngx_posted_events);
+
+        } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_gw_ratelimit_delay;
+
+        r->connection->write->delayed = 1;
+        ngx_add_timer(r->connection->write, ctx->delay);
+
+        ctx->delay = 0;
+
+        return NGX_AGAIN;
     }
 
     /* a limit never grants access: the other access handlers decide */
@@ -1320,6 +1414,27 @@ ngx_http_gw_ratelimit_resume(ngx_http_request_t *r)
     r->write_event_handler = ngx_http_core_run_phases;
 
     ngx_http_core_run_phases(r);
+}
+
+
+/* the end of a delay, or a write event before it */
+
+static void
+ngx_http_gw_ratelimit_delay(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    ngx_http_gw_ratelimit_resume(r);
 }
 
 
@@ -2234,6 +2349,8 @@ ngx_http_gw_ratelimit_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_gw_ratelimit_loc_conf_t *prev = parent;
     ngx_http_gw_ratelimit_loc_conf_t *conf = child;
 
+    ngx_uint_t                          i;
+    ngx_http_gw_ratelimit_limit_t      *limits;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
@@ -2261,6 +2378,18 @@ ngx_http_gw_ratelimit_merge_loc_conf(ngx_conf_t *cf, void *parent,
 
     if (conf->fail == NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL) {
         gmcf->local_used = 1;
+    }
+
+    /* an admitted request is only delayed when its excess can pass delay= */
+
+    limits = conf->limits->elts;
+
+    for (i = 0; i < conf->limits->nelts; i++) {
+        if (limits[i].delay != NGX_HTTP_GW_RATELIMIT_NODELAY
+            && limits[i].burst > limits[i].delay)
+        {
+            conf->delaying = 1;
+        }
     }
 
     return NGX_CONF_OK;
@@ -2732,9 +2861,9 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_ratelimit_loc_conf_t *glcf = conf;
 
-    ngx_int_t                       n;
+    ngx_int_t                       n, v;
     ngx_str_t                      *value, name, s;
-    ngx_uint_t                      i, j;
+    ngx_uint_t                      i, j, delay;
     ngx_http_gw_ratelimit_limit_t  *limit, *limits;
 
     value = cf->args->elts;
@@ -2754,10 +2883,38 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_null(&name);
     n = NGX_CONF_UNSET_UINT;
+    delay = NGX_CONF_UNSET_UINT;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_http_gw_conf_param(&value[i], "zone=", &name)) {
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "nodelay", NULL)
+            || ngx_http_gw_conf_param(&value[i], "delay=", &s))
+        {
+            if (delay != NGX_CONF_UNSET_UINT) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"nodelay\" and \"delay=\" are mutually "
+                                   "exclusive, and each is once");
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 'n') {
+                delay = NGX_HTTP_GW_RATELIMIT_NODELAY;
+                continue;
+            }
+
+            v = ngx_http_gw_ratelimit_number(&s,
+                                             NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
+            if (v == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid delay value \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            delay = v;
             continue;
         }
 
@@ -2820,6 +2977,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     limit->name = name;
     limit->burst = n;
+    limit->delay = (delay == NGX_CONF_UNSET_UINT) ? 0 : delay;
     limit->file = cf->conf_file->file.name.data;
     limit->line = cf->conf_file->line;
 

@@ -86,11 +86,11 @@ __DATA__
     gw_ratelimit_zone "c:$connection" zone=g2 rate=1r/m burst=3;
 --- config
     location /t {
-        gw_ratelimit zone=g;
+        gw_ratelimit zone=g nodelay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /low {
-        gw_ratelimit zone=g2 burst=1;
+        gw_ratelimit zone=g2 burst=1 nodelay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /backend {
@@ -507,7 +507,7 @@ die "first request: $r{status}" unless $r{status} == 200;
 --- request
 GET /t
 --- error_code: 429
---- grep_error_log eval: qr/\[notice\].*limiting requests by zone "logged"/
+--- grep_error_log eval: qr/\[notice\].*limiting requests, excess: 1\.000 by zone "logged"/
 --- grep_error_log_out eval
 qr/^(?:\[notice\][^\n]*\n){1}$/
 --- no_error_log
@@ -540,4 +540,4 @@ GET /t
 --- response_headers
 X-RL: REJECTED_DRY_RUN
 --- error_log
-limiting requests, dry run by zone "drylog"
+limiting requests, dry run, excess: 1.000 by zone "drylog"

@@ -56,7 +56,7 @@ http {
         listen 127.0.0.1:$port backlog=1024;
 
         location /g {
-            gw_ratelimit zone=b_g;
+            gw_ratelimit zone=b_g nodelay;
             empty_gif;
         }
 
@@ -137,7 +137,7 @@ the limit admitted, in batches of at most 64
     gw_ratelimit_zone $arg_c zone=b_f rate=100r/h algorithm=fixed_window;
 --- config
     location /g {
-        gw_ratelimit zone=b_g;
+        gw_ratelimit zone=b_g nodelay;
         empty_gif;
     }
     location /s {
@@ -194,7 +194,7 @@ request rejected by one limit is charged to none
         empty_gif;
     }
     location /steady {
-        gw_ratelimit zone=steady;
+        gw_ratelimit zone=steady nodelay;
         gw_ratelimit_headers on;
         empty_gif;
     }

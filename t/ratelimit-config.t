@@ -284,6 +284,34 @@ invalid parameter "fast"
 
 
 
+=== TEST 19f: nodelay and delay= together, a bad delay
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s burst=5;
+--- config
+    location /t {
+        gw_ratelimit zone=z nodelay delay=2;
+    }
+--- must_die
+--- error_log
+"nodelay" and "delay=" are mutually exclusive
+
+
+
+=== TEST 19g: a delay that is not a number
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s burst=5;
+--- config
+    location /t {
+        gw_ratelimit zone=z delay=x;
+    }
+--- must_die
+--- error_log
+invalid delay value "delay=x"
+
+
+
 === TEST 20: user= without password=
 --- http_config
     gw_ratelimit_redis 127.0.0.1:6379 user=gw;
@@ -413,7 +441,7 @@ too many gw_ratelimit limits, at most 16
     gw_ratelimit_headers on;
     location /t {
         gw_ratelimit zone=per_client;
-        gw_ratelimit zone=per_uri burst=10;
+        gw_ratelimit zone=per_uri burst=10 delay=4;
         return 200 "ok\n";
     }
     location /off {

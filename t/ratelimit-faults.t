@@ -182,7 +182,7 @@ connect failed: Connection refused
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /gcra {
-        gw_ratelimit zone=gcra;
+        gw_ratelimit zone=gcra nodelay;
         add_header X-RL $gw_ratelimit_status always;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
@@ -239,7 +239,7 @@ GET /t?c=a
 X-RL: ERROR
 --- error_log
 [warn]
-limiting requests, dry run, redis unavailable
+gw_ratelimit: redis unavailable, dry run: not rejected with 503
 
 
 

@@ -95,7 +95,7 @@ X-Client-ID: after-the-mix
 --- grep_error_log_out eval
 qr/^[^\n]+\n\z/
 --- error_log
-limiting requests, redis unavailable, local limit by zone "z"
+limiting requests, excess: 1.000 by zone "z"
 --- no_error_log
 [alert]
 [crit]

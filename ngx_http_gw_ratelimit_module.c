@@ -26,6 +26,7 @@
 
 #include "ngx_http_gw_conf.h"
 #include "ngx_http_gw_redis.h"
+#include "ngx_http_gw_redis_topology.h"
 #include "ngx_http_gw_ratelimit_script.h"
 
 
@@ -134,26 +135,37 @@ typedef struct ngx_http_gw_ratelimit_batch_s  ngx_http_gw_ratelimit_batch_t;
 typedef struct ngx_http_gw_ratelimit_ctx_s    ngx_http_gw_ratelimit_ctx_t;
 
 
+/* a Redis server the worker sends batches to, and its open batch */
+typedef struct {
+    ngx_http_gw_redis_t               *node;
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* open, being filled */
+    ngx_uint_t                         inflight;   /* sent, not answered */
+} ngx_http_gw_ratelimit_route_t;
+
+
 typedef struct {
     ngx_array_t                        zones;      /* zone pointers */
     ngx_http_gw_redis_conf_t           redis;
+    ngx_http_gw_redis_topology_conf_t  topology;
     ngx_str_t                          prefix;
     size_t                             local_size;
     ngx_shm_zone_t                    *shm_zone;
     ngx_uint_t                         local_used;
 
     /* the worker's own */
-    ngx_http_gw_redis_t               *conn;
+    ngx_http_gw_redis_topology_t      *servers;
     ngx_str_t                          token;
     ngx_uint_t                         sequence;
-    ngx_http_gw_ratelimit_batch_t     *batch;      /* open, being filled */
+    ngx_uint_t                         nroutes;
+    ngx_http_gw_ratelimit_route_t      routes[NGX_HTTP_GW_REDIS_MAX_NODES];
+    ngx_queue_t                        waiting;    /* for a server */
+    ngx_event_t                        wait;       /* their deadline */
+    ngx_event_t                        changed;    /* servers changed */
     ngx_http_gw_ratelimit_batch_t     *free;
     ngx_uint_t                         batches;    /* allocated */
-    ngx_uint_t                         inflight;   /* sent, not answered */
     ngx_event_t                        flush;      /* end of the iteration */
     u_char                            *command;    /* being formatted */
     size_t                             command_size;
-    u_char                            *key_buf;    /* a request's keys */
     ngx_http_gw_rl_verdicts_t         *verdicts;
 } ngx_http_gw_ratelimit_main_conf_t;
 
@@ -170,15 +182,34 @@ typedef struct {
 } ngx_http_gw_ratelimit_loc_conf_t;
 
 
+/*
+ * The limits of a request whose keys share a hash slot, decided by one
+ * script call on one server (outside a cluster, all of them).
+ */
+typedef struct {
+    ngx_http_gw_ratelimit_ctx_t       *ctx;
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not in one */
+    ngx_queue_t                        queue;      /* waiting for a server */
+    ngx_uint_t                         slot;       /* hash slot */
+    ngx_uint_t                         index;      /* in the batch */
+    ngx_uint_t                         ref;        /* its first key there */
+    ngx_uint_t                         n;
+    u_char                             limit[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                         outcome;
+    unsigned                           waiting:1;
+} ngx_http_gw_ratelimit_part_t;
+
+
 struct ngx_http_gw_ratelimit_ctx_s {
     ngx_http_request_t                *request;
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_loc_conf_t  *glcf;
-    ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not waiting */
-    ngx_uint_t                         slot;       /* in the batch */
-    ngx_uint_t                         ref;        /* its first key there */
+    ngx_http_gw_ratelimit_part_t      *parts;
+    ngx_uint_t                         nparts;
+    ngx_uint_t                         pending;    /* parts undecided */
+    ngx_msec_t                         start;      /* deadlines from here */
     ngx_http_gw_ratelimit_limit_t    **limits;     /* those applied */
-    ngx_str_t                         *keys;
+    ngx_str_t                         *keys;       /* of Redis */
     ngx_http_gw_rl_result_t           *results;
     ngx_uint_t                         n;
     ngx_uint_t                         status;
@@ -191,18 +222,17 @@ struct ngx_http_gw_ratelimit_ctx_s {
 };
 
 
-/*
- * The requests of one event loop iteration, for one script call; the
- * requests' key strings point into the batch's keys.
- */
+/* the requests (parts) of one event loop iteration for one server */
 struct ngx_http_gw_ratelimit_batch_s {
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_batch_t     *next;       /* free list */
+    ngx_http_gw_ratelimit_route_t     *route;
     ngx_http_gw_redis_cmd_t           *cmd;
     ngx_uint_t                         id;
-    ngx_msec_t                         start;      /* of its first request */
+    ngx_msec_t                         start;      /* of its oldest request */
+    ngx_uint_t                         redirects;
     unsigned                           eval:1;
-    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RL_BATCH];
+    ngx_http_gw_ratelimit_part_t      *req[NGX_HTTP_GW_RL_BATCH];
     ngx_http_gw_rl_batch_t             rl;
 };
 
@@ -215,17 +245,31 @@ static size_t ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
     ngx_str_t *raw);
 static u_char *ngx_http_gw_ratelimit_key(u_char *p,
     ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw);
-static ngx_int_t ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx);
+static void ngx_http_gw_ratelimit_route(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part);
+static ngx_int_t ngx_http_gw_ratelimit_join(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part, ngx_http_gw_redis_t *node);
+static ngx_http_gw_ratelimit_route_t *ngx_http_gw_ratelimit_route_of(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_http_gw_redis_t *node);
 static ngx_http_gw_ratelimit_batch_t *ngx_http_gw_ratelimit_batch(
-    ngx_http_gw_ratelimit_main_conf_t *gmcf);
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route);
 static void ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev);
-static void ngx_http_gw_ratelimit_flush(
-    ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_uint_t now);
+static void ngx_http_gw_ratelimit_send(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route, ngx_uint_t now);
 static size_t ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
     ngx_uint_t eval);
 static void ngx_http_gw_ratelimit_reply(void *data, redisReply *reply);
+static ngx_uint_t ngx_http_gw_ratelimit_moved(redisReply *reply);
 static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v);
+static void ngx_http_gw_ratelimit_part_done(
+    ngx_http_gw_ratelimit_part_t *part, ngx_uint_t outcome);
+static void ngx_http_gw_ratelimit_changed(void *data);
+static void ngx_http_gw_ratelimit_wait_handler(ngx_event_t *ev);
 static void ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted);
 static void ngx_http_gw_ratelimit_unavailable(
@@ -278,6 +322,8 @@ static ngx_int_t ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_array_t *limits);
 static char *ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_gw_ratelimit_address(ngx_conf_t *cf,
+    ngx_str_t *value, in_port_t port, ngx_array_t *addrs);
 static char *ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -502,10 +548,13 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 {
     u_char                         *p;
     size_t                          len;
-    ngx_uint_t                      i, m;
+    ngx_str_t                       raw;
+    ngx_uint_t                      i, j, m, slot, cluster;
     ngx_pool_cleanup_t             *cln;
+    ngx_http_gw_redis_t            *node;
     ngx_http_variable_value_t      *vv;
     ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_part_t   *part;
     ngx_http_gw_ratelimit_zone_t   *zone;
     ngx_http_gw_ratelimit_limit_t  *limits;
 
@@ -515,7 +564,8 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     /* the context and its per-limit arrays in one allocation */
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_gw_ratelimit_ctx_t)
-                              + m * (sizeof(ngx_http_gw_rl_result_t)
+                              + m * (sizeof(ngx_http_gw_ratelimit_part_t)
+                                     + sizeof(ngx_http_gw_rl_result_t)
                                      + sizeof(ngx_str_t) + sizeof(void *)));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -523,7 +573,8 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
     ngx_memzero(ctx, sizeof(ngx_http_gw_ratelimit_ctx_t));
 
-    ctx->results = (ngx_http_gw_rl_result_t *) (ctx + 1);
+    ctx->parts = (ngx_http_gw_ratelimit_part_t *) (ctx + 1);
+    ctx->results = (ngx_http_gw_rl_result_t *) (ctx->parts + m);
     ctx->keys = (ngx_str_t *) (ctx->results + m);
     ctx->limits = (ngx_http_gw_ratelimit_limit_t **) (ctx->keys + m);
 
@@ -543,8 +594,9 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ctx->gmcf = gmcf;
     ctx->glcf = glcf;
     ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
+    ctx->start = ngx_current_msec;
 
-    /* the key values first, the keys of Redis then */
+    /* the keys of Redis, from the values of the zones' keys */
 
     for (i = 0; i < m; i++) {
         zone = limits[i].zone;
@@ -559,20 +611,35 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
                 continue;
             }
 
-            ctx->keys[ctx->n].len = vv->len;
-            ctx->keys[ctx->n].data = vv->data;
+            raw.len = vv->len;
+            raw.data = vv->data;
 
         } else {
-            if (ngx_http_complex_value(r, &zone->key, &ctx->keys[ctx->n])
-                != NGX_OK)
-            {
+            if (ngx_http_complex_value(r, &zone->key, &raw) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (ctx->keys[ctx->n].len == 0) {
+            if (raw.len == 0) {
                 continue;
             }
         }
+
+        len = ngx_http_gw_ratelimit_key_len(zone, &raw);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        (void) ngx_http_gw_ratelimit_key(p, zone, &raw);
+
+        ctx->keys[ctx->n].data = p;
+        ctx->keys[ctx->n].len = len;
+
+        /* admitted until told otherwise (a part without details) */
+
+        ngx_memzero(&ctx->results[ctx->n], sizeof(ngx_http_gw_rl_result_t));
+        ctx->results[ctx->n].allowed = 1;
 
         ctx->limits[ctx->n++] = &limits[i];
     }
@@ -582,71 +649,81 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (gmcf->conn == NULL && ngx_process == NGX_PROCESS_SINGLE) {
+    if (gmcf->servers == NULL && ngx_process == NGX_PROCESS_SINGLE) {
         /* master_process off and reloaded: init_process does not run */
         (void) ngx_http_gw_ratelimit_init_worker((ngx_cycle_t *) ngx_cycle,
                                                  gmcf);
     }
 
-    if (gmcf->conn != NULL && ngx_http_gw_redis_usable(gmcf->conn)) {
+    /* one server, known and backing off: do not wait */
 
-        /* a batch that fails at once may decide it inside join() */
-
-        ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
-
-        if (ngx_http_gw_ratelimit_join(ctx) == NGX_OK) {
-
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "gw_ratelimit: waiting for redis, %ui limits, "
-                           "state %ui", ctx->n, ctx->state);
-
-            if (ctx->state == NGX_HTTP_GW_RATELIMIT_WAITING) {
-                r->write_event_handler = ngx_http_request_empty_handler;
-            }
-
-            /* notice a client that goes away meanwhile */
-
-            r->read_event_handler = ngx_http_test_reading;
-
-            if (r->connection->read->ready) {
-                ngx_post_event(r->connection->read, &ngx_posted_events);
-
-            } else if (ngx_handle_read_event(r->connection->read, 0)
-                       != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return NGX_AGAIN;
-        }
-
-        ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
+    if (gmcf->servers == NULL
+        || (gmcf->topology.mode != NGX_HTTP_GW_REDIS_CLUSTER
+            && (node = ngx_http_gw_redis_topology_node(gmcf->servers, 0))
+               != NULL
+            && !ngx_http_gw_redis_usable(node)))
+    {
+        ngx_http_gw_ratelimit_unavailable(ctx);
+        return ngx_http_gw_ratelimit_apply(r, ctx);
     }
 
-    /* backing off, too busy or not connectable: do not wait */
+    /* the limits by hash slot: a part each (one part outside a cluster) */
 
-    if (glcf->fail == NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL) {
+    cluster = (gmcf->topology.mode == NGX_HTTP_GW_REDIS_CLUSTER);
 
-        for (i = 0; i < ctx->n; i++) {
-            len = ngx_http_gw_ratelimit_key_len(ctx->limits[i]->zone,
-                                                &ctx->keys[i]);
+    for (i = 0; i < ctx->n; i++) {
+        slot = cluster ? ngx_http_gw_rl_slot(ctx->keys[i].data,
+                                             ctx->keys[i].len)
+                       : 0;
 
-            p = ngx_pnalloc(r->pool, len);
-            if (p == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        for (j = 0; j < ctx->nparts; j++) {
+            if (ctx->parts[j].slot == slot) {
+                break;
             }
-
-            (void) ngx_http_gw_ratelimit_key(p, ctx->limits[i]->zone,
-                                             &ctx->keys[i]);
-
-            ctx->keys[i].data = p;
-            ctx->keys[i].len = len;
         }
+
+        part = &ctx->parts[j];
+
+        if (j == ctx->nparts) {
+            ngx_memzero(part, sizeof(ngx_http_gw_ratelimit_part_t));
+            part->ctx = ctx;
+            part->slot = slot;
+            ctx->nparts++;
+        }
+
+        part->limit[part->n++] = (u_char) i;
     }
 
-    ngx_http_gw_ratelimit_unavailable(ctx);
+    ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
+    ctx->pending = ctx->nparts;
+    ctx->known = 1;
 
-    return ngx_http_gw_ratelimit_apply(r, ctx);
+    /* a part that fails at once may decide the request here */
+
+    for (j = 0; j < ctx->nparts; j++) {
+        ngx_http_gw_ratelimit_route(gmcf, &ctx->parts[j]);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "gw_ratelimit: waiting for redis, %ui limits, %ui parts, "
+                   "state %ui", ctx->n, ctx->nparts, ctx->state);
+
+    if (ctx->state == NGX_HTTP_GW_RATELIMIT_WAITING) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    /* notice a client that goes away meanwhile */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    if (r->connection->read->ready) {
+        ngx_post_event(r->connection->read, &ngx_posted_events);
+
+    } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_AGAIN;
 }
 
 
@@ -702,81 +779,158 @@ ngx_http_gw_ratelimit_key(u_char *p, ngx_http_gw_ratelimit_zone_t *zone,
 
 
 /*
- * Adds the request to the worker's open batch (a new one when there is
- * none, or when the request does not fit: then the full one is sent now).
- * The request's keys (ctx->keys, the values of its keys) become the keys
- * of Redis, kept in the batch.
+ * Sends a part towards the server of its hash slot: into that server's
+ * open batch; when the server is not known yet, into the queue of the
+ * parts waiting for the servers (until their deadline); when it is known
+ * not to answer (backing off), to its fail policy at once.
+ */
+
+static void
+ngx_http_gw_ratelimit_route(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part)
+{
+    ngx_msec_int_t        left;
+    ngx_http_gw_redis_t  *node;
+
+    left = part->ctx->start + gmcf->redis.timeout - ngx_current_msec;
+
+    if (left <= 0) {
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+        return;
+    }
+
+    node = ngx_http_gw_redis_topology_node(gmcf->servers, part->slot);
+
+    if (node == NULL) {
+        part->waiting = 1;
+        ngx_queue_insert_tail(&gmcf->waiting, &part->queue);
+
+        if (!gmcf->wait.timer_set) {
+            ngx_add_timer(&gmcf->wait, (ngx_msec_t) left);
+        }
+
+        return;
+    }
+
+    if (!ngx_http_gw_redis_usable(node)
+        || ngx_http_gw_ratelimit_join(gmcf, part, node) != NGX_OK)
+    {
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+    }
+}
+
+
+/*
+ * Adds a part to the open batch of its server's route (a new one when
+ * there is none, or when the part does not fit: then the full one is sent
+ * now).
  */
 
 static ngx_int_t
-ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx)
+ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part, ngx_http_gw_redis_t *node)
 {
-    u_char                             *p;
-    ngx_str_t                           keys[NGX_HTTP_GW_RL_MAX_LIMITS];
-    ngx_uint_t                          i, details;
-    ngx_http_gw_rl_limit_t             *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
-    ngx_http_gw_ratelimit_batch_t      *b;
-    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+    ngx_str_t                       keys[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_str_t                       stored[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                      i, details;
+    ngx_http_gw_rl_limit_t         *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_route_t  *route;
+    ngx_http_gw_ratelimit_batch_t  *b;
 
-    gmcf = ctx->gmcf;
+    ctx = part->ctx;
 
-    p = gmcf->key_buf;
+    route = ngx_http_gw_ratelimit_route_of(gmcf, node);
+    if (route == NULL) {
+        return NGX_ERROR;
+    }
 
-    for (i = 0; i < ctx->n; i++) {
-        keys[i].data = p;
-        p = ngx_http_gw_ratelimit_key(p, ctx->limits[i]->zone, &ctx->keys[i]);
-        keys[i].len = p - keys[i].data;
-
-        limits[i] = &ctx->limits[i]->rl;
+    for (i = 0; i < part->n; i++) {
+        keys[i] = ctx->keys[part->limit[i]];
+        limits[i] = &ctx->limits[part->limit[i]]->rl;
     }
 
     details = ctx->glcf->headers || ctx->glcf->delaying;
 
-    b = gmcf->batch;
+    b = route->batch;
 
     if (b != NULL
-        && ngx_http_gw_rl_batch_add(&b->rl, limits, keys, ctx->n, details,
-                                    ctx->keys)
+        && ngx_http_gw_rl_batch_add(&b->rl, limits, keys, part->n,
+                                    part->slot, details, stored)
            != NGX_OK)
     {
-        ngx_http_gw_ratelimit_flush(gmcf, 1);
+        ngx_http_gw_ratelimit_send(gmcf, route, 1);
         b = NULL;
     }
 
     if (b == NULL) {
-        b = ngx_http_gw_ratelimit_batch(gmcf);
+        b = ngx_http_gw_ratelimit_batch(gmcf, route);
         if (b == NULL) {
-            return NGX_DECLINED;
+            return NGX_ERROR;
         }
 
         /* a request always fits in an empty batch */
 
-        if (ngx_http_gw_rl_batch_add(&b->rl, limits, keys, ctx->n, details,
-                                     ctx->keys)
+        if (ngx_http_gw_rl_batch_add(&b->rl, limits, keys, part->n,
+                                     part->slot, details, stored)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
     }
 
-    ctx->batch = b;
-    ctx->slot = b->rl.nreq - 1;
-    ctx->ref = b->rl.nrefs - ctx->n;
+    if ((ngx_msec_int_t) (ctx->start - b->start) < 0) {
+        b->start = ctx->start;
+    }
 
-    b->req[ctx->slot] = ctx;
+    part->batch = b;
+    part->index = b->rl.nreq - 1;
+    part->ref = b->rl.nrefs - part->n;
+
+    b->req[part->index] = part;
 
     if (b->rl.nreq == NGX_HTTP_GW_RL_BATCH) {
-        ngx_http_gw_ratelimit_flush(gmcf, 1);
+        ngx_http_gw_ratelimit_send(gmcf, route, 1);
     }
 
     return NGX_OK;
 }
 
 
-/* a new open batch, sent at the end of this event loop iteration */
+/* the route of a server, made when first used */
+
+static ngx_http_gw_ratelimit_route_t *
+ngx_http_gw_ratelimit_route_of(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_redis_t *node)
+{
+    ngx_uint_t                      i;
+    ngx_http_gw_ratelimit_route_t  *route;
+
+    for (i = 0; i < gmcf->nroutes; i++) {
+        if (gmcf->routes[i].node == node) {
+            return &gmcf->routes[i];
+        }
+    }
+
+    if (gmcf->nroutes == NGX_HTTP_GW_REDIS_MAX_NODES) {
+        return NULL;
+    }
+
+    route = &gmcf->routes[gmcf->nroutes++];
+
+    route->node = node;
+    route->batch = NULL;
+    route->inflight = 0;
+
+    return route;
+}
+
+
+/* a new open batch of a route, sent at the end of this iteration */
 
 static ngx_http_gw_ratelimit_batch_t *
-ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf)
+ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route)
 {
     ngx_http_gw_ratelimit_batch_t  *b;
 
@@ -787,7 +941,7 @@ ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf)
 
     } else {
         if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
-            ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
+            ngx_http_gw_redis_log_error(route->node, NGX_LOG_ERR,
                                         "%d batches in flight, failing fast",
                                         NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
             return NULL;
@@ -804,14 +958,17 @@ ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf)
     }
 
     b->next = NULL;
+    b->route = route;
     b->cmd = NULL;
     b->id = gmcf->sequence++;
     b->start = ngx_current_msec;
+    b->redirects = 0;
     b->eval = 0;
 
-    ngx_http_gw_rl_batch_init(&b->rl);
+    ngx_http_gw_rl_batch_init(&b->rl, gmcf->topology.mode
+                                      == NGX_HTTP_GW_REDIS_CLUSTER);
 
-    gmcf->batch = b;
+    route->batch = b;
 
     if (!gmcf->flush.posted) {
         ngx_post_event(&gmcf->flush, &ngx_posted_events);
@@ -823,47 +980,43 @@ ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf)
 
 /*
  * The end of the event loop iteration (posted), a reply that lets a held
- * batch go (posted), or the deadline of a held batch (timer).
+ * batch go (posted), or the deadline of a held batch (timer): the open
+ * batches of every route.
  */
 
 static void
 ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev)
 {
-    ngx_http_gw_ratelimit_batch_t      *b;
+    ngx_uint_t                          i;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = ev->data;
 
-    if (ev->timedout) {
-        ev->timedout = 0;
+    ev->timedout = 0;
 
-        b = gmcf->batch;
-
-        if (b != NULL
-            && (ngx_msec_int_t) (b->start + gmcf->redis.timeout
-                                 - ngx_current_msec) <= 0)
-        {
-            /* not sent in time: only if replies stopped coming */
-            gmcf->batch = NULL;
-            ngx_http_gw_ratelimit_finish(b, NULL);
-            return;
-        }
+    for (i = 0; i < gmcf->nroutes; i++) {
+        ngx_http_gw_ratelimit_send(gmcf, &gmcf->routes[i], 0);
     }
-
-    ngx_http_gw_ratelimit_flush(gmcf, 0);
 }
 
 
+/*
+ * Sends the open batch of a route; unless "now", it is held while the
+ * route has a batch in flight (until a reply comes, at most until its
+ * deadline): under load batches grow with the round trip instead of the
+ * round trips multiplying.
+ */
+
 static void
-ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
-    ngx_uint_t now)
+ngx_http_gw_ratelimit_send(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route, ngx_uint_t now)
 {
     size_t                          len;
     ngx_msec_int_t                  timeout;
     ngx_http_gw_redis_cmd_t        *cmd;
     ngx_http_gw_ratelimit_batch_t  *b;
 
-    b = gmcf->batch;
+    b = route->batch;
 
     if (b == NULL) {
         return;
@@ -872,25 +1025,27 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
     timeout = b->start + gmcf->redis.timeout - ngx_current_msec;
 
     if (!now
-        && gmcf->inflight >= NGX_HTTP_GW_RATELIMIT_INFLIGHT
+        && route->inflight >= NGX_HTTP_GW_RATELIMIT_INFLIGHT
         && timeout > 0)
     {
-        /* held until a reply comes, at most until its deadline */
+        if (!gmcf->flush.timer_set
+            || (ngx_msec_int_t) (gmcf->flush.timer.key - ngx_current_msec)
+               > timeout)
+        {
+            if (gmcf->flush.timer_set) {
+                ngx_del_timer(&gmcf->flush);
+            }
 
-        if (!gmcf->flush.timer_set) {
             ngx_add_timer(&gmcf->flush, (ngx_msec_t) timeout);
         }
 
         return;
     }
 
-    gmcf->batch = NULL;
-
-    if (gmcf->flush.timer_set) {
-        ngx_del_timer(&gmcf->flush);
-    }
+    route->batch = NULL;
 
     if (timeout <= 0) {
+        /* not sent in time: only if replies stopped coming */
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
     }
@@ -900,14 +1055,11 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
                    b->rl.nreq, b->rl.nkeys);
 
     len = ngx_http_gw_ratelimit_format(b, 0);
-    if (len == 0) {
-        ngx_http_gw_ratelimit_finish(b, NULL);
-        return;
-    }
 
-    cmd = ngx_http_gw_redis_send(gmcf->conn, gmcf->command, len,
-                                 (ngx_msec_t) timeout,
-                                 ngx_http_gw_ratelimit_reply, b);
+    cmd = (len == 0) ? NULL
+                     : ngx_http_gw_redis_send(route->node, gmcf->command, len,
+                                              (ngx_msec_t) timeout,
+                                              ngx_http_gw_ratelimit_reply, b);
 
     if (cmd == NULL) {
         /* every request of the batch follows its fail policy */
@@ -916,7 +1068,7 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
     }
 
     b->cmd = cmd;
-    gmcf->inflight++;
+    route->inflight++;
 }
 
 
@@ -953,12 +1105,18 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     size_t                              len;
     u_char                              buf[128];
-    ngx_http_gw_redis_t                *conn;
+    ngx_uint_t                          asking, i;
+    ngx_msec_int_t                      timeout;
+    ngx_http_gw_redis_t                *node, *to;
+    ngx_http_gw_redis_cmd_t            *cmd;
     ngx_http_gw_rl_verdicts_t          *v;
+    ngx_http_gw_ratelimit_part_t       *part;
+    ngx_http_gw_ratelimit_route_t      *route;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
-    conn = gmcf->conn;
+    route = b->route;
+    node = route->node;
 
     /* the script cache was flushed: send the script itself, same deadline */
 
@@ -978,9 +1136,9 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     /* a held batch may go now, once this hiredis callback is over */
 
-    gmcf->inflight--;
+    route->inflight--;
 
-    if (gmcf->batch != NULL && !gmcf->flush.posted) {
+    if (!gmcf->flush.posted) {
         ngx_post_event(&gmcf->flush, &ngx_posted_events);
     }
 
@@ -990,9 +1148,71 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+
+        /* a cluster's MOVED or ASK: the same batch, to the other server */
+
+        to = ngx_http_gw_redis_topology_redirect(gmcf->servers, node, reply,
+                                                 &asking);
+
+        timeout = b->start + gmcf->redis.timeout - ngx_current_msec;
+
+        if (to != NULL && b->redirects < 3 && timeout > 0) {
+            route = ngx_http_gw_ratelimit_route_of(gmcf, to);
+            len = ngx_http_gw_ratelimit_format(b, b->eval);
+
+            if (route != NULL && len != 0
+                && (!asking
+                    || ngx_http_gw_redis_topology_asking(to) == NGX_OK))
+            {
+                cmd = ngx_http_gw_redis_send(to, gmcf->command, len,
+                                             (ngx_msec_t) timeout,
+                                             ngx_http_gw_ratelimit_reply, b);
+                if (cmd != NULL) {
+                    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                                   "gw_ratelimit: %s, batch sent again",
+                                   asking ? "ASK" : "MOVED");
+
+                    b->redirects++;
+                    b->route = route;
+                    b->cmd = cmd;
+                    route->inflight++;
+                    return;
+                }
+            }
+        }
+
+        /*
+         * A cluster whose slots moved: nothing was charged (the script
+         * reads every key before it writes one), so the requests wait for
+         * the new map and go again, within their deadlines.
+         */
+
+        if (to == NULL
+            && gmcf->topology.mode == NGX_HTTP_GW_REDIS_CLUSTER
+            && ngx_http_gw_ratelimit_moved(reply))
+        {
+            for (i = 0; i < b->rl.nreq; i++) {
+                part = b->req[i];
+
+                if (part != NULL) {
+                    part->batch = NULL;
+                    part->waiting = 1;
+                    ngx_queue_insert_tail(&gmcf->waiting, &part->queue);
+                }
+            }
+
+            if (!gmcf->wait.timer_set && timeout > 0) {
+                ngx_add_timer(&gmcf->wait, (ngx_msec_t) timeout);
+            }
+
+            b->next = gmcf->free;
+            gmcf->free = b;
+            return;
+        }
+
         len = ngx_http_gw_redis_printable(buf, sizeof(buf),
                                           (u_char *) reply->str, reply->len);
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
                                     "script failed: \"%*s\"", len, buf);
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
@@ -1001,7 +1221,7 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
     v = gmcf->verdicts;
 
     if (ngx_http_gw_rl_parse(reply, &b->rl, v) != NGX_OK) {
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
                                     "unexpected script reply");
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
@@ -1011,7 +1231,7 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
         len = ngx_http_gw_redis_printable(buf, sizeof(buf),
                                           (u_char *) v->error->str,
                                           v->error->len);
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
                                     "script failed for a request: \"%*s\"",
                                     len, buf);
     }
@@ -1020,59 +1240,178 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 }
 
 
+/* a cluster says keys are elsewhere (the map is being refreshed) */
+
+static ngx_uint_t
+ngx_http_gw_ratelimit_moved(redisReply *reply)
+{
+    return ngx_strstr(reply->str, "non local key") != NULL
+           || ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0
+           || ngx_strncmp(reply->str, "CLUSTERDOWN", 11) == 0;
+}
+
+
 /*
- * Every request still waiting for the batch gets its decision (with the
- * verdicts) or follows its fail policy (without), and resumes from the
- * posted events queue rather than from inside the hiredis callback; should
- * a request end before that, closing its connection (or stream) deletes
- * the posted event.  Then the batch is free again.
+ * Every part still waiting for the batch gets its verdict (with the
+ * verdicts) or fails (without); then the batch is free again.
  */
 
 static void
 ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v)
 {
-    ngx_uint_t                          i;
-    ngx_http_request_t                 *r;
+    ngx_uint_t                          i, j, outcome;
     ngx_http_gw_ratelimit_ctx_t        *ctx;
+    ngx_http_gw_ratelimit_part_t       *part;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
 
     for (i = 0; i < b->rl.nreq; i++) {
-        ctx = b->req[i];
+        part = b->req[i];
 
-        if (ctx == NULL) {
+        if (part == NULL) {
             /* the client went away: a late decision is discarded */
             continue;
         }
 
-        ctx->batch = NULL;
+        part->batch = NULL;
+        ctx = part->ctx;
 
-        if (v == NULL || v->outcome[i] == NGX_HTTP_GW_RL_FAILED) {
-            ngx_http_gw_ratelimit_unavailable(ctx);
+        outcome = (v == NULL) ? NGX_HTTP_GW_RL_FAILED : v->outcome[i];
 
-        } else {
+        if (outcome != NGX_HTTP_GW_RL_FAILED) {
             if (v->known[i]) {
-                ngx_memcpy(ctx->results, &v->res[ctx->ref],
-                           ctx->n * sizeof(ngx_http_gw_rl_result_t));
-                ctx->known = 1;
-            }
+                for (j = 0; j < part->n; j++) {
+                    ctx->results[part->limit[j]] = v->res[part->ref + j];
+                }
 
-            ngx_http_gw_ratelimit_decide(ctx, v->outcome[i]
-                                         == NGX_HTTP_GW_RL_ADMITTED);
+            } else {
+                ctx->known = 0;
+            }
         }
 
-        ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
-
-        r = ctx->request;
-        r->write_event_handler = ngx_http_gw_ratelimit_resume;
-
-        ngx_post_event(r->connection->write, &ngx_posted_events);
+        ngx_http_gw_ratelimit_part_done(part, outcome);
     }
 
     b->next = gmcf->free;
     gmcf->free = b;
+}
+
+
+/*
+ * A part is decided.  When the request's last one is, the request gets its
+ * decision (or follows its fail policy: when a part failed) and resumes
+ * from the posted events queue rather than from inside the hiredis
+ * callback; should the request end before that, closing its connection
+ * (or stream) deletes the posted event.
+ */
+
+static void
+ngx_http_gw_ratelimit_part_done(ngx_http_gw_ratelimit_part_t *part,
+    ngx_uint_t outcome)
+{
+    ngx_uint_t                    i, failed, denied;
+    ngx_http_request_t           *r;
+    ngx_http_gw_ratelimit_ctx_t  *ctx;
+
+    ctx = part->ctx;
+    part->outcome = outcome;
+
+    if (--ctx->pending > 0) {
+        return;
+    }
+
+    failed = 0;
+    denied = 0;
+
+    for (i = 0; i < ctx->nparts; i++) {
+        if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_FAILED) {
+            failed = 1;
+
+        } else if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_DENIED) {
+            denied = 1;
+        }
+    }
+
+    if (failed) {
+        ngx_http_gw_ratelimit_unavailable(ctx);
+
+    } else {
+        ngx_http_gw_ratelimit_decide(ctx, !denied);
+    }
+
+    ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
+
+    r = ctx->request;
+    r->write_event_handler = ngx_http_gw_ratelimit_resume;
+
+    ngx_post_event(r->connection->write, &ngx_posted_events);
+}
+
+
+/* the servers changed (or are known at last): the waiting parts go */
+
+static void
+ngx_http_gw_ratelimit_changed(void *data)
+{
+    ngx_http_gw_ratelimit_main_conf_t *gmcf = data;
+
+    if (!gmcf->changed.posted) {
+        ngx_post_event(&gmcf->changed, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_gw_ratelimit_wait_handler(ngx_event_t *ev)
+{
+    ngx_queue_t                        *q, *next;
+    ngx_msec_int_t                      left, first;
+    ngx_http_gw_ratelimit_part_t       *part;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+
+    gmcf = ev->data;
+
+    ev->timedout = 0;
+
+    if (gmcf->wait.timer_set) {
+        ngx_del_timer(&gmcf->wait);
+    }
+
+    first = 0;
+
+    for (q = ngx_queue_head(&gmcf->waiting);
+         q != ngx_queue_sentinel(&gmcf->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        part = ngx_queue_data(q, ngx_http_gw_ratelimit_part_t, queue);
+
+        left = part->ctx->start + gmcf->redis.timeout - ngx_current_msec;
+
+        if (left > 0
+            && ngx_http_gw_redis_topology_node(gmcf->servers, part->slot)
+               == NULL)
+        {
+            /* still not known */
+            if (first == 0 || left < first) {
+                first = left;
+            }
+
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        part->waiting = 0;
+
+        /* joins its server's batch now, or fails at its deadline */
+        ngx_http_gw_ratelimit_route(gmcf, part);
+    }
+
+    if (first > 0) {
+        ngx_add_timer(&gmcf->wait, (ngx_msec_t) first);
+    }
 }
 
 
@@ -1445,9 +1784,21 @@ ngx_http_gw_ratelimit_cleanup(void *data)
 {
     ngx_http_gw_ratelimit_ctx_t *ctx = data;
 
-    if (ctx->batch != NULL) {
-        ctx->batch->req[ctx->slot] = NULL;
-        ctx->batch = NULL;
+    ngx_uint_t                     i;
+    ngx_http_gw_ratelimit_part_t  *part;
+
+    for (i = 0; i < ctx->nparts; i++) {
+        part = &ctx->parts[i];
+
+        if (part->batch != NULL) {
+            part->batch->req[part->index] = NULL;
+            part->batch = NULL;
+        }
+
+        if (part->waiting) {
+            ngx_queue_remove(&part->queue);
+            part->waiting = 0;
+        }
     }
 }
 
@@ -2247,11 +2598,10 @@ ngx_http_gw_ratelimit_create_main_conf(ngx_conf_t *cf)
      *     gmcf->prefix = { 0, NULL };
      *     gmcf->shm_zone = NULL;
      *     gmcf->local_used = 0;
-     *     gmcf->conn = NULL;
-     *     gmcf->batch = NULL;
+     *     gmcf->servers = NULL;
+     *     gmcf->nroutes = 0;
      *     gmcf->free = NULL;
      *     gmcf->batches = 0;
-     *     gmcf->inflight = 0;
      *     gmcf->flush = { 0 };
      */
 
@@ -2482,17 +2832,16 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
-    ngx_str_t                 *value, s;
-    ngx_url_t                  u;
-    ngx_int_t                  n;
-    ngx_msec_t                 ms;
-    ngx_uint_t                 i;
-    ngx_http_gw_redis_conf_t  *rc;
-#if (NGX_HAVE_UNIX_DOMAIN)
-    struct sockaddr_un        *saun;
-#endif
+    ngx_str_t                          *value, s;
+    ngx_int_t                           n;
+    ngx_msec_t                          ms;
+    ngx_uint_t                          i, naddrs;
+    ngx_http_gw_redis_conf_t           *rc, *sc;
+    ngx_http_gw_redis_topology_conf_t  *tc;
 
     rc = &gmcf->redis;
+    tc = &gmcf->topology;
+    sc = &tc->sentinel;
 
     if (rc->name.len) {
         return "is duplicate";
@@ -2500,67 +2849,37 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in redis address \"%V\"", u.err, &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.uri.len || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\"", &u.url);
-        return NGX_CONF_ERROR;
-    }
-
-    /*
-     * Names are resolved here, in the master, like "upstream" servers:
-     * hiredis only ever sees a numeric address, so a worker never waits
-     * for DNS.  The first address is used.
-     */
-
-    switch (u.addrs[0].sockaddr->sa_family) {
-
-#if (NGX_HAVE_UNIX_DOMAIN)
-    case AF_UNIX:
-        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
-        rc->host.len = ngx_strlen(saun->sun_path);
-        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(rc->host.data, (u_char *) saun->sun_path,
-                    rc->host.len + 1);
-        rc->port = 0;
-        break;
-#endif
-
-    default:
-        rc->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                     u.addrs[0].socklen, rc->host.data,
-                                     NGX_SOCKADDR_STRLEN, 0);
-        rc->host.data[rc->host.len] = '\0';
-        rc->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    }
-
-    rc->name = value[1];
     rc->timeout = 50;
     rc->connect_timeout = 100;
+    tc->mode = NGX_HTTP_GW_REDIS_SINGLE;
+    naddrs = 0;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    /* the parameters first: the mode says what the addresses are */
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_gw_conf_param(&value[i], "sentinel=", &s)) {
+            if (s.len == 0) {
+                goto empty;
+            }
+
+            if (tc->mode != NGX_HTTP_GW_REDIS_SINGLE) {
+                goto modes;
+            }
+
+            tc->mode = NGX_HTTP_GW_REDIS_SENTINEL;
+            tc->master = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "cluster", NULL)) {
+            if (tc->mode != NGX_HTTP_GW_REDIS_SINGLE) {
+                goto modes;
+            }
+
+            tc->mode = NGX_HTTP_GW_REDIS_CLUSTER;
+            continue;
+        }
 
         if (ngx_http_gw_conf_param(&value[i], "password=", &s)) {
             if (s.len == 0) {
@@ -2577,6 +2896,24 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             rc->user = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "sentinel_password=", &s)) {
+            if (s.len == 0) {
+                goto empty;
+            }
+
+            sc->password = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "sentinel_user=", &s)) {
+            if (s.len == 0) {
+                goto empty;
+            }
+
+            sc->user = s;
             continue;
         }
 
@@ -2611,7 +2948,10 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_http_gw_conf_param(&value[i], "prefix=", &s)) {
-            if (s.len == 0 || s.len > NGX_HTTP_GW_RATELIMIT_MAX_PREFIX) {
+            if (s.len == 0 || s.len > NGX_HTTP_GW_RATELIMIT_MAX_PREFIX
+                || ngx_strlchr(s.data, s.data + s.len, '{') != NULL
+                || ngx_strlchr(s.data, s.data + s.len, '}') != NULL)
+            {
                 goto invalid;
             }
 
@@ -2619,16 +2959,108 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL)
+        {
+            return ngx_http_gw_conf_invalid_param(cf, &value[i]);
+        }
+
+        naddrs++;
     }
 
-    if (rc->user.len && rc->password.len == 0) {
+    if (naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "no redis address");
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > 1 && tc->mode == NGX_HTTP_GW_REDIS_SINGLE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "several redis addresses need \"sentinel=\" or "
+                           "\"cluster\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > NGX_HTTP_GW_REDIS_MAX_NODES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "more than %d redis addresses",
+                           NGX_HTTP_GW_REDIS_MAX_NODES);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tc->mode == NGX_HTTP_GW_REDIS_CLUSTER && rc->db != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a redis cluster has no \"db=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tc->mode != NGX_HTTP_GW_REDIS_SENTINEL
+        && (sc->password.len || sc->user.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_password=\" and \"sentinel_user=\" "
+                           "need \"sentinel=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if ((rc->user.len && rc->password.len == 0)
+        || (sc->user.len && sc->password.len == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"user=\" requires \"password=\"");
         return NGX_CONF_ERROR;
     }
 
+    /* the addresses: sentinels, a cluster's seeds, or the one server */
+
+    if (ngx_array_init(&tc->addrs, cf->pool, naddrs,
+                       sizeof(ngx_http_gw_redis_addr_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL
+            || ngx_http_gw_conf_param(&value[i], "cluster", NULL))
+        {
+            continue;
+        }
+
+        if (ngx_http_gw_ratelimit_address(cf, &value[i],
+                                          tc->mode == NGX_HTTP_GW_REDIS_SENTINEL
+                                          ? 26379 : 6379,
+                                          &tc->addrs)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the sessions */
+
+    rc->name = (tc->mode == NGX_HTTP_GW_REDIS_SENTINEL)
+               ? tc->master
+               : ((ngx_http_gw_redis_addr_t *) tc->addrs.elts)[0].name;
+    rc->master = (tc->mode == NGX_HTTP_GW_REDIS_SENTINEL);
+
+    tc->redis = rc;
+    tc->refresh = 5000;
+
+    sc->name = rc->name;
+    sc->timeout = rc->timeout;
+    sc->connect_timeout = rc->connect_timeout;
+
     return NGX_CONF_OK;
+
+modes:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"sentinel=\" and \"cluster\" are mutually "
+                       "exclusive, and each is once");
+
+    return NGX_CONF_ERROR;
 
 invalid:
 
@@ -2645,6 +3077,83 @@ empty:
                        value[i].len, value[i].data);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A server's address: "host[:port]" or "unix:/path".  Names are resolved
+ * here, in the master, like "upstream" servers: hiredis only ever sees a
+ * numeric address, so a worker never waits for DNS.  The first address of
+ * a name is used.
+ */
+
+static ngx_int_t
+ngx_http_gw_ratelimit_address(ngx_conf_t *cf, ngx_str_t *value,
+    in_port_t port, ngx_array_t *addrs)
+{
+    ngx_url_t                  u;
+    ngx_http_gw_redis_addr_t  *a;
+#if (NGX_HAVE_UNIX_DOMAIN)
+    struct sockaddr_un        *saun;
+#endif
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *value;
+    u.default_port = port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in redis address \"%V\"", u.err, &u.url);
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (u.uri.len || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis address \"%V\"", &u.url);
+        return NGX_ERROR;
+    }
+
+    a = ngx_array_push(addrs);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->name = *value;
+
+    switch (u.addrs[0].sockaddr->sa_family) {
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+    case AF_UNIX:
+        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
+        a->host.len = ngx_strlen(saun->sun_path);
+        a->host.data = ngx_pnalloc(cf->pool, a->host.len + 1);
+        if (a->host.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_cpystrn(a->host.data, (u_char *) saun->sun_path,
+                    a->host.len + 1);
+        a->port = 0;
+        break;
+#endif
+
+    default:
+        a->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (a->host.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                                    a->host.data, NGX_SOCKADDR_STRLEN, 0);
+        a->host.data[a->host.len] = '\0';
+        a->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -3145,21 +3654,15 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     gmcf->command_size = sizeof("*\r\n$4\r\nEVAL\r\n$\r\n\r\n$\r\n\r\n") - 1
                          + 3 * NGX_INT_T_LEN
                          + ngx_http_gw_rl_script.len
-                         + NGX_HTTP_GW_RL_BATCH_BYTES
-                         + 4 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
-                         + 3 * NGX_HTTP_GW_RL_BATCH_KEYS
+                         + 2 * NGX_HTTP_GW_RL_BATCH_BYTES
+                         + 5 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
+                         + 4 * NGX_HTTP_GW_RL_BATCH_KEYS
                          + NGX_INT_T_LEN + 64
                          + NGX_HTTP_GW_RL_BATCH_LIMITS
                            * NGX_HTTP_GW_RL_LIMIT_ARGS;
 
     gmcf->command = ngx_pnalloc(cycle->pool, gmcf->command_size);
     if (gmcf->command == NULL) {
-        return NGX_ERROR;
-    }
-
-    gmcf->key_buf = ngx_pnalloc(cycle->pool, NGX_HTTP_GW_RL_MAX_LIMITS
-                                             * NGX_HTTP_GW_RATELIMIT_KEY_SIZE);
-    if (gmcf->key_buf == NULL) {
         return NGX_ERROR;
     }
 
@@ -3174,10 +3677,21 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     gmcf->flush.log = cycle->log;
     gmcf->flush.cancelable = 1;
 
+    gmcf->wait.handler = ngx_http_gw_ratelimit_wait_handler;
+    gmcf->wait.data = gmcf;
+    gmcf->wait.log = cycle->log;
+    gmcf->wait.cancelable = 1;
+
+    gmcf->changed = gmcf->wait;
+
+    ngx_queue_init(&gmcf->waiting);
+
     /* connected lazily, by the first request */
 
-    gmcf->conn = ngx_http_gw_redis_create(cycle, &gmcf->redis);
-    if (gmcf->conn == NULL) {
+    gmcf->servers = ngx_http_gw_redis_topology_create(cycle, &gmcf->topology,
+                                                ngx_http_gw_ratelimit_changed,
+                                                gmcf);
+    if (gmcf->servers == NULL) {
         return NGX_ERROR;
     }
 
@@ -3193,7 +3707,7 @@ ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle)
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_gw_ratelimit_module);
 
-    if (gmcf == NULL || gmcf->conn == NULL) {
+    if (gmcf == NULL || gmcf->servers == NULL) {
         return;
     }
 
@@ -3205,6 +3719,14 @@ ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&gmcf->flush);
     }
 
-    ngx_http_gw_redis_destroy(gmcf->conn);
-    gmcf->conn = NULL;
+    if (gmcf->wait.timer_set) {
+        ngx_del_timer(&gmcf->wait);
+    }
+
+    if (gmcf->changed.posted) {
+        ngx_delete_posted_event(&gmcf->changed);
+    }
+
+    ngx_http_gw_redis_topology_destroy(gmcf->servers);
+    gmcf->servers = NULL;
 }

@@ -81,29 +81,33 @@ ngx_http_gw_rl_limit_init(ngx_http_gw_rl_limit_t *limit,
 }
 
 
+/* "cluster": the batch's keys may be of several hash slots of a node */
+
 void
-ngx_http_gw_rl_batch_init(ngx_http_gw_rl_batch_t *b)
+ngx_http_gw_rl_batch_init(ngx_http_gw_rl_batch_t *b, ngx_uint_t cluster)
 {
     b->nlimits = 0;
     b->nkeys = 0;
     b->nreq = 0;
     b->nrefs = 0;
     b->general = 0;
+    b->cluster = cluster ? 1 : 0;
     b->last = b->keys;
 }
 
 
 /*
- * Adds a request of n limits ("keys" are their Redis keys) to the batch;
- * NGX_DECLINED, and nothing added, when it does not fit.  A key that is in
- * the batch already is referenced, not sent again.  "stored" gets where
- * each key is kept (valid as long as the batch).
+ * Adds a request of n limits ("keys" are their Redis keys, all of hash
+ * slot "slot") to the batch; NGX_DECLINED, and nothing added, when it does
+ * not fit.  A key that is in the batch already is referenced, not sent
+ * again.  "stored" gets where each key is kept (valid as long as the
+ * batch).
  */
 
 ngx_int_t
 ngx_http_gw_rl_batch_add(ngx_http_gw_rl_batch_t *b,
     ngx_http_gw_rl_limit_t **limits, ngx_str_t *keys, ngx_uint_t n,
-    ngx_uint_t details, ngx_str_t *stored)
+    ngx_uint_t slot, ngx_uint_t details, ngx_str_t *stored)
 {
     size_t      size;
     uint32_t    hash[NGX_HTTP_GW_RL_MAX_LIMITS];
@@ -181,6 +185,7 @@ ngx_http_gw_rl_batch_add(ngx_http_gw_rl_batch_t *b,
 
             b->key_limit[k] = (u_char) (s + 1);
             b->key_hash[k] = hash[i];
+            b->key_slot[k] = (uint16_t) slot;
 
             *b->last++ = '$';
             b->last = ngx_http_gw_rl_number(b->last, keys[i].len);
@@ -226,8 +231,8 @@ ngx_http_gw_rl_batch_size(ngx_http_gw_rl_batch_t *b, size_t id)
     size = sizeof("*\r\n$4\r\nEVAL\r\n$\r\n\r\n$\r\n\r\n") - 1
            + 3 * NGX_INT_T_LEN + ngx_http_gw_rl_script.len
            + (b->last - b->keys)
-           + 4 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
-           + b->nkeys + b->nreq + b->nrefs + id;
+           + 5 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
+           + 2 * b->nkeys + b->nreq + b->nrefs + id;
 
     for (s = 0; s < b->nlimits; s++) {
         size += b->limit[s]->args.len;
@@ -239,10 +244,12 @@ ngx_http_gw_rl_batch_size(ngx_http_gw_rl_batch_t *b, size_t id)
 
 /*
  * The batch as one command, EVALSHA sha1 nkeys key... limits requests refs
- * id args..., or with eval, EVAL script nkeys ...  "buf" holds at least
- * ngx_http_gw_rl_batch_size() bytes.  In the simple form (every request
- * one limit, a key of its own, no details) the requests and references
- * are left out, and the id is only sent when a sliding window needs it.
+ * id slots [key...] args..., or with eval, EVAL script nkeys ...  "buf"
+ * holds at least ngx_http_gw_rl_batch_size() bytes.  In the simple form
+ * (every request one limit, a key of its own, no details) the requests and
+ * references are left out, and the id is only sent when a sliding window
+ * needs it.  In a cluster the keys go by hash slot: those of the first
+ * slot declared, the others after the slots' marks.
  */
 
 size_t
@@ -250,12 +257,50 @@ ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
     ngx_uint_t eval, ngx_str_t *id)
 {
     u_char      *p, num[NGX_INT64_LEN];
-    ngx_uint_t   s, sliding;
+    ngx_uint_t   i, j, k, s, sliding, declared, identity;
+    u_char       order[NGX_HTTP_GW_RL_BATCH_KEYS];   /* new place: old */
+    u_char       place[NGX_HTTP_GW_RL_BATCH_KEYS];   /* old: new place */
+    u_char       bytes[NGX_HTTP_GW_RL_BATCH_KEYS];
+
+    /* the keys by slot (a stable insertion sort: a few keys) */
+
+    declared = b->nkeys;
+    identity = 1;
+
+    for (i = 0; i < b->nkeys; i++) {
+        order[i] = (u_char) i;
+    }
+
+    if (b->cluster) {
+        for (i = 1; i < b->nkeys; i++) {
+            k = order[i];
+
+            for (j = i; j > 0 && b->key_slot[order[j - 1]] > b->key_slot[k];
+                 j--)
+            {
+                order[j] = order[j - 1];
+                identity = 0;
+            }
+
+            order[j] = (u_char) k;
+        }
+
+        for (declared = 1; declared < b->nkeys; declared++) {
+            if (b->key_slot[order[declared]] != b->key_slot[order[0]]) {
+                break;
+            }
+        }
+    }
+
+    for (i = 0; i < b->nkeys; i++) {
+        place[order[i]] = (u_char) i;
+    }
 
     p = buf;
 
     *p++ = '*';
-    p = ngx_http_gw_rl_number(p, 3 + b->nkeys + 4 + 4 * b->nlimits);
+    p = ngx_http_gw_rl_number(p, 3 + declared + 5 + (b->nkeys - declared)
+                                 + 4 * b->nlimits);
     *p++ = CR;
     *p++ = LF;
 
@@ -270,16 +315,34 @@ ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
                                 ngx_http_gw_rl_script_sha1.len);
     }
 
-    p = ngx_http_gw_rl_bulk(p, num, ngx_http_gw_rl_number(num, b->nkeys)
+    p = ngx_http_gw_rl_bulk(p, num, ngx_http_gw_rl_number(num, declared)
                                     - num);
 
-    p = ngx_cpymem(p, b->keys, b->last - b->keys);
+    if (identity && declared == b->nkeys) {
+        /* every key, in the protocol already */
+        p = ngx_cpymem(p, b->keys, b->last - b->keys);
 
-    p = ngx_http_gw_rl_bulk(p, b->key_limit, b->nkeys);
+    } else {
+        for (i = 0; i < declared; i++) {
+            p = ngx_http_gw_rl_bulk(p, b->key[order[i]].data,
+                                    b->key[order[i]].len);
+        }
+    }
 
-    if (b->general) {
+    for (i = 0; i < b->nkeys; i++) {
+        bytes[i] = b->key_limit[order[i]];
+    }
+
+    p = ngx_http_gw_rl_bulk(p, bytes, b->nkeys);
+
+    if (b->general || !identity) {
         p = ngx_http_gw_rl_bulk(p, b->request, b->nreq);
-        p = ngx_http_gw_rl_bulk(p, b->ref, b->nrefs);
+
+        for (i = 0; i < b->nrefs; i++) {
+            bytes[i] = place[b->ref[i]];
+        }
+
+        p = ngx_http_gw_rl_bulk(p, bytes, b->nrefs);
 
     } else {
         p = ngx_http_gw_rl_bulk(p, NULL, 0);
@@ -296,11 +359,67 @@ ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
 
     p = ngx_http_gw_rl_bulk(p, id->data, sliding ? id->len : 0);
 
+    if (declared < b->nkeys) {
+        for (i = 0; i < b->nkeys; i++) {
+            bytes[i] = (i == 0 || b->key_slot[order[i]]
+                                  != b->key_slot[order[i - 1]]);
+        }
+
+        p = ngx_http_gw_rl_bulk(p, bytes, b->nkeys);
+
+        for (i = declared; i < b->nkeys; i++) {
+            p = ngx_http_gw_rl_bulk(p, b->key[order[i]].data,
+                                    b->key[order[i]].len);
+        }
+
+    } else {
+        p = ngx_http_gw_rl_bulk(p, NULL, 0);
+    }
+
     for (s = 0; s < b->nlimits; s++) {
         p = ngx_cpymem(p, b->limit[s]->args.data, b->limit[s]->args.len);
     }
 
     return p - buf;
+}
+
+
+/*
+ * The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag,
+ * the bytes between its first "{" and the next "}" when there are any,
+ * else of the whole key.
+ */
+
+ngx_uint_t
+ngx_http_gw_rl_slot(u_char *key, size_t len)
+{
+    size_t     i, s, e;
+    uint16_t   crc;
+    ngx_int_t  bit;
+
+    for (s = 0; s < len && key[s] != '{'; s++) { /* void */ }
+
+    if (s < len) {
+        for (e = s + 1; e < len && key[e] != '}'; e++) { /* void */ }
+
+        if (e < len && e > s + 1) {
+            key += s + 1;
+            len = e - s - 1;
+        }
+    }
+
+    crc = 0;
+
+    for (i = 0; i < len; i++) {
+        crc ^= (uint16_t) (key[i] << 8);
+
+        for (bit = 0; bit < 8; bit++) {
+            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
+                                 : (uint16_t) (crc << 1);
+        }
+    }
+
+    return crc & 16383;
 }
 
 

@@ -88,6 +88,7 @@ typedef struct {
     uint32_t                     key_hash[NGX_HTTP_GW_RL_BATCH_KEYS];
     ngx_str_t                    key[NGX_HTTP_GW_RL_BATCH_KEYS];
     u_char                       key_limit[NGX_HTTP_GW_RL_BATCH_KEYS];
+    uint16_t                     key_slot[NGX_HTTP_GW_RL_BATCH_KEYS];
 
     ngx_uint_t                   nreq;
     u_char                       request[NGX_HTTP_GW_RL_BATCH];
@@ -95,6 +96,7 @@ typedef struct {
     u_char                       ref[NGX_HTTP_GW_RL_BATCH_KEYS];
 
     unsigned                     general:1;   /* not the simple form */
+    unsigned                     cluster:1;   /* keys grouped by slot */
 
     u_char                      *last;        /* end of the keys */
     u_char                       keys[NGX_HTTP_GW_RL_BATCH_BYTES];
@@ -123,13 +125,16 @@ void ngx_http_gw_rl_limit_init(ngx_http_gw_rl_limit_t *limit,
     ngx_uint_t algorithm, ngx_uint_t period, ngx_uint_t rate,
     ngx_uint_t burst, u_char *buf);
 
-void ngx_http_gw_rl_batch_init(ngx_http_gw_rl_batch_t *b);
+void ngx_http_gw_rl_batch_init(ngx_http_gw_rl_batch_t *b,
+    ngx_uint_t cluster);
 ngx_int_t ngx_http_gw_rl_batch_add(ngx_http_gw_rl_batch_t *b,
     ngx_http_gw_rl_limit_t **limits, ngx_str_t *keys, ngx_uint_t n,
-    ngx_uint_t details, ngx_str_t *stored);
+    ngx_uint_t slot, ngx_uint_t details, ngx_str_t *stored);
 size_t ngx_http_gw_rl_batch_size(ngx_http_gw_rl_batch_t *b, size_t id);
 size_t ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
     ngx_uint_t eval, ngx_str_t *id);
+
+ngx_uint_t ngx_http_gw_rl_slot(u_char *key, size_t len);
 
 ngx_int_t ngx_http_gw_rl_parse(redisReply *reply, ngx_http_gw_rl_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v);

@@ -13,7 +13,8 @@ The C that writes the arguments and reads the reply is next to this file
 generated ngx_http_gw_ratelimit_lua.h ("make script").  Needs Redis 6.2
 or later (SET ... PXAT and KEEPTTL, effects replication).
 
-KEYS      the batch's keys, each once.
+KEYS      the batch's keys, each once; in a Redis Cluster those of one
+          hash slot, the others follow ARGV[5] (see there).
 ARGV[1]   one byte per key: the number of its limit (1 to 63, below).
 ARGV[2]   one byte per request: the number of its limits (1 to 16), plus
           128 when it wants its details even when admitted.
@@ -22,7 +23,12 @@ ARGV[3]   one byte per limit of each request, request after request: the
           ARGV[2] and ARGV[3] are empty in the simple form: every request
           has one limit and a key of its own, and wants no details.
 ARGV[4]   an id unique to the batch, for sliding windows (else empty).
-ARGV[4s+1 .. 4s+4]
+ARGV[5]   empty, or, in a Redis Cluster, one byte per key, 1 on the first
+          key of a hash slot, 0 on the others; the keys of the batch's
+          first slot are KEYS (Redis routes, MOVED and ASK by them), the
+          others, on the same node, follow as ARGV[6 ..].  The script
+          reads the keys of each slot with an MGET of their own.
+ARGV[e+4s+2 .. e+4s+5], e the keys after ARGV[5]
           limit s, four integers:
             gcra            1, interval, tolerance, 0
             fixed_window    2, period, capacity, rate
@@ -90,9 +96,54 @@ do
     now = tonumber(t[1], 10) * 1000000 + tonumber(t[2], 10)
 end
 
-local nkeys = #KEYS
 local key_limit = { byte(ARGV[1], 1, -1) }
 local batch_id = ARGV[4]
+
+-- the keys: KEYS, then, in a cluster, those of the node's other slots;
+-- "slot_of" numbers the slots of the keys (nil: one slot)
+
+local keys, nkeys, args = KEYS, #KEYS, 5
+local slot_of
+
+if ARGV[5] ~= '' then
+    local starts = { byte(ARGV[5], 1, -1) }
+    nkeys = #starts
+    args = 5 + nkeys - #KEYS
+    if nkeys > #KEYS then
+        keys = { unpack(KEYS) }
+        for k = #KEYS + 1, nkeys do
+            keys[k] = ARGV[5 + k - #KEYS]
+        end
+    end
+    slot_of = starts
+    local n = 0
+    for k = 1, nkeys do
+        n = n + starts[k]
+        slot_of[k] = n
+    end
+end
+
+-- the values of string keys, one MGET per hash slot
+
+local function mget(list, slots, n)
+    if n == 0 then
+        return {}
+    end
+    if slots == nil then
+        return call('MGET', unpack(list, 1, n))
+    end
+    local values, first = {}, 1
+    for i = 2, n + 1 do
+        if i > n or slots[i] ~= slots[first] then
+            local part = call('MGET', unpack(list, first, i - 1))
+            for j = first, i - 1 do
+                values[j] = part[j - first + 1]
+            end
+            first = i
+        end
+    end
+    return values
+end
 
 -- the limits of the batch
 
@@ -100,8 +151,8 @@ local algorithm, interval, tolerance = {}, {}, {}
 local period, capacity, rate, window = {}, {}, {}, {}
 local sliding = false
 
-for s = 1, (#ARGV - 4) / 4 do
-    local a = 4 * s + 1
+for s = 1, (#ARGV - args) / 4 do
+    local a = args + 4 * s - 3
     local alg = tonumber(ARGV[a], 10)
     algorithm[s] = alg
 
@@ -129,7 +180,7 @@ local values
 local simple = ARGV[3] == ''
 
 if simple and not sliding then
-    values = call('MGET', unpack(KEYS))
+    values = mget(keys, slot_of, nkeys)
 
     local fits = true
     local next_state = { byte(ARGV[1], 1, -1) }
@@ -161,7 +212,7 @@ if simple and not sliding then
         local shared, epoch_ttl, last_epoch = {}, nil, nil
 
         for k = 1, nkeys do
-            local key, s = KEYS[k], key_limit[k]
+            local key, s = keys[k], key_limit[k]
             local x, o = next_state[k], old_state[k]
 
             if algorithm[s] == GCRA then
@@ -170,7 +221,7 @@ if simple and not sliding then
 
                 if o and floor(o / EPOCH) == epoch and o >= now then
                     -- queued: the TTL still covers the new tat
-                    call('INCRBY', key, ARGV[4 * s + 2])
+                    call('INCRBY', key, ARGV[args + 4 * s - 2])
                 else
                     local v
                     if x == now + t then
@@ -240,16 +291,17 @@ local foreign = {}
 if values then
     -- read above
 elseif sliding then
-    local strings, n = {}, 0
+    local strings, slots, n = {}, slot_of and {}, 0
     for k = 1, nkeys do
         if algorithm[key_limit[k]] ~= SLIDING then
             n = n + 1
-            strings[n] = KEYS[k]
+            strings[n] = keys[k]
+            if slots then slots[n] = slot_of[k] end
         end
     end
-    values = n > 0 and call('MGET', unpack(strings)) or {}
+    values = mget(strings, slots, n)
 else
-    values = call('MGET', unpack(KEYS))
+    values = mget(keys, slot_of, nkeys)
 end
 
 local n = 0
@@ -261,12 +313,12 @@ for k = 1, nkeys do
     stored[k] = false
 
     if alg == SLIDING then
-        local t = pcall('ZREMRANGEBYSCORE', KEYS[k], '-inf',
+        local t = pcall('ZREMRANGEBYSCORE', keys[k], '-inf',
                         format('%d', now - period[s]))
         if type(t) == 'table' then
             foreign[k] = t.err
         else
-            x = call('ZCARD', KEYS[k])
+            x = call('ZCARD', keys[k])
         end
         stored[k] = x
 
@@ -371,7 +423,7 @@ for q = 1, nreq do
 
         for i = first, last do
             local k = refs[i] + 1
-            local key, s = KEYS[k], key_limit[k]
+            local key, s = keys[k], key_limit[k]
             local alg = algorithm[s]
             local x = state[k]
             local allowed, remaining, reset, retry, excess = 1, 0, 0, 0, 0
@@ -476,7 +528,7 @@ local next_tat, window_first, window_end, now_string = {}, {}, {}, nil
 for k = 1, nkeys do
     local c = charged[k]
     if c > 0 then
-        local key, s = KEYS[k], key_limit[k]
+        local key, s = keys[k], key_limit[k]
         local alg = algorithm[s]
         local old, x = stored[k], state[k]
 
@@ -496,7 +548,7 @@ for k = 1, nkeys do
                 -- the key's TTL still covers the new tat
                 if not (old >= now
                         and type(pcall('INCRBY', key,
-                                       c == 1 and ARGV[4 * s + 2]
+                                       c == 1 and ARGV[args + 4 * s - 2]
                                        or format('%d', c * t)))
                             == 'number')
                 then

@@ -33,7 +33,11 @@ struct ngx_http_gw_redis_cmd_s {
 
 struct ngx_http_gw_redis_s {
     ngx_http_gw_redis_conf_t     *conf;
+    ngx_http_gw_redis_addr_t      addr;
     ngx_log_t                    *log;
+
+    ngx_http_gw_redis_event_pt    event;       /* the owner's */
+    void                         *event_data;
     redisAsyncContext            *ac;
     ngx_connection_t             *connection;
     ngx_event_t                   connect_timer;
@@ -55,6 +59,8 @@ struct ngx_http_gw_redis_s {
     unsigned                      dispatching:1;
     unsigned                      writing:1;
     unsigned                      close_requested:1;
+    unsigned                      not_master:1;
+    unsigned                      subscriber:1;
     unsigned                      exiting:1;
 };
 
@@ -65,6 +71,8 @@ static void ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_gw_redis_role_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -80,15 +88,37 @@ static void ngx_http_gw_redis_del_write(void *privdata);
 static void ngx_http_gw_redis_cleanup(void *privdata);
 
 
+/*
+ * A connection (made when first needed) to "addr", which is copied: a
+ * worker makes these when a sentinel or a cluster names a server, so they
+ * come from the cycle's pool, a few per server, and are reused.
+ */
+
 ngx_http_gw_redis_t *
-ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf)
+ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf,
+    ngx_http_gw_redis_addr_t *addr)
 {
+    u_char               *p;
     ngx_http_gw_redis_t  *redis;
 
-    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_gw_redis_t));
+    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_gw_redis_t)
+                                     + addr->name.len + addr->host.len + 1);
     if (redis == NULL) {
         return NULL;
     }
+
+    p = (u_char *) (redis + 1);
+
+    redis->addr.name.data = p;
+    redis->addr.name.len = addr->name.len;
+    p = ngx_cpymem(p, addr->name.data, addr->name.len);
+
+    redis->addr.host.data = p;
+    redis->addr.host.len = addr->host.len;
+    p = ngx_cpymem(p, addr->host.data, addr->host.len);
+    *p = '\0';
+
+    redis->addr.port = addr->port;
 
     redis->conf = conf;
     redis->log = cycle->log;
@@ -101,6 +131,45 @@ ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf)
     return redis;
 }
 
+
+void
+ngx_http_gw_redis_set_events(ngx_http_gw_redis_t *redis,
+    ngx_http_gw_redis_event_pt handler, void *data, ngx_uint_t subscriber)
+{
+    redis->event = handler;
+    redis->event_data = data;
+    redis->subscriber = subscriber ? 1 : 0;
+}
+
+
+ngx_http_gw_redis_addr_t *
+ngx_http_gw_redis_addr(ngx_http_gw_redis_t *redis)
+{
+    return &redis->addr;
+}
+
+
+ngx_uint_t
+ngx_http_gw_redis_connected(ngx_http_gw_redis_t *redis)
+{
+    return redis->ac != NULL && redis->connected;
+}
+
+
+/* closes the connection now: every command in flight fails */
+
+void
+ngx_http_gw_redis_close_now(ngx_http_gw_redis_t *redis)
+{
+    ngx_http_gw_redis_close(redis);
+}
+
+
+/*
+ * The connection is not used any more (the worker exits, or the server is
+ * gone from the topology): commands in flight are dropped without their
+ * handlers running.
+ */
 
 void
 ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis)
@@ -172,7 +241,7 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
         if ((ngx_msec_int_t) (redis->retry_at - ngx_current_msec) > 0) {
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                            "%sredis \"%V\": backing off",
-                           redis->conf->log_prefix, &redis->conf->name);
+                           redis->conf->log_prefix, &redis->addr.name);
             return NULL;
         }
 
@@ -230,6 +299,45 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
 }
 
 
+/* a command of argc arguments, formatted by hiredis */
+
+ngx_http_gw_redis_cmd_t *
+ngx_http_gw_redis_command(ngx_http_gw_redis_t *redis, ngx_msec_t timeout,
+    ngx_http_gw_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int                       len;
+    char                     *command;
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    len = redisFormatCommandArgv(&command, argc, argv, argvlen);
+    if (len < 0) {
+        return NULL;
+    }
+
+    cmd = ngx_http_gw_redis_send(redis, (u_char *) command, (size_t) len,
+                                 timeout, handler, data);
+
+    /* hiredis allocates the command with malloc() and copies it */
+    free(command);
+
+    return cmd;
+}
+
+
+/* the handler of a command in flight will not run: nobody waits */
+
+void
+ngx_http_gw_redis_cancel(ngx_http_gw_redis_cmd_t *cmd)
+{
+    cmd->data = NULL;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+}
+
+
 ngx_int_t
 ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, u_char *command,
     size_t len)
@@ -272,16 +380,16 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                    "%sredis \"%V\": connecting", conf->log_prefix,
-                   &conf->name);
+                   &redis->addr.name);
 
     /* host is NUL-terminated: a numeric address or a unix socket path */
 
-    if (conf->port == 0) {
-        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+    if (redis->addr.port == 0) {
+        ac = redisAsyncConnectUnix((const char *) redis->addr.host.data);
 
     } else {
-        ac = redisAsyncConnect((const char *) conf->host.data,
-                               (int) conf->port);
+        ac = redisAsyncConnect((const char *) redis->addr.host.data,
+                               (int) redis->addr.port);
     }
 
     if (ac == NULL) {
@@ -316,6 +424,7 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
     redis->connected = 0;
     redis->alive = 0;
     redis->close_requested = 0;
+    redis->not_master = 0;
 
     /* bounded reply objects instead of hiredis's defaults */
     ac->c.reader->fn = &ngx_http_gw_redis_reply_functions;
@@ -357,6 +466,12 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
         (void) redisAsyncCommand(ac, ngx_http_gw_redis_init_reply,
                                  (void *) "SELECT", "SELECT %d",
                                  (int) conf->db);
+    }
+
+    if (conf->master) {
+        /* a sentinel's answer may be stale: is it the master indeed? */
+        (void) redisAsyncCommand(ac, ngx_http_gw_redis_role_reply, NULL,
+                                 "ROLE");
     }
 
     if (conf->script.len) {
@@ -423,7 +538,7 @@ ngx_http_gw_redis_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                    "%sredis \"%V\": connected",
-                   redis->conf->log_prefix, &redis->conf->name);
+                   redis->conf->log_prefix, &redis->addr.name);
 
     redis->connected = 1;
 
@@ -457,6 +572,38 @@ ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
                                 "%s failed: \"%*s\"", (char *) privdata, n,
                                 buf);
 
+    redis->close_requested = 1;
+}
+
+
+static void
+ngx_http_gw_redis_role_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply           *r, *e;
+    ngx_http_gw_redis_t  *redis;
+
+    r = reply;
+
+    if (r == NULL) {
+        return;
+    }
+
+    redis = ac->ev.data;
+
+    if (r->type == REDIS_REPLY_ARRAY
+        && r->elements > 0
+        && (e = r->element[0]) != NULL
+        && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+        && e->len == 6
+        && ngx_strncmp(e->str, "master", 6) == 0)
+    {
+        return;
+    }
+
+    ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR, "not a master");
+
+    redis->not_master = 1;
     redis->close_requested = 1;
 }
 
@@ -590,7 +737,7 @@ ngx_http_gw_redis_read_handler(ngx_event_t *rev)
         } else {
             ngx_log_error(NGX_LOG_INFO, redis->log, 0,
                           "%sredis \"%V\": connection closed: %s",
-                          redis->conf->log_prefix, &redis->conf->name,
+                          redis->conf->log_prefix, &redis->addr.name,
                           ac->c.errstr);
         }
 
@@ -642,6 +789,14 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         }
 
         cb = ac->replies.head;
+
+        if (cb == NULL && redis->subscriber && redis->event != NULL) {
+            /* a message of a subscription */
+            redis->event(redis->event_data, NGX_HTTP_GW_REDIS_MESSAGE,
+                         reply);
+            freeReplyObject(reply);
+            continue;
+        }
 
         if (cb == NULL) {
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
@@ -725,7 +880,7 @@ ngx_http_gw_redis_add_read(void *privdata)
     if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
                       "%sredis \"%V\": could not add a read event",
-                      redis->conf->log_prefix, &redis->conf->name);
+                      redis->conf->log_prefix, &redis->addr.name);
     }
 }
 
@@ -777,7 +932,7 @@ ngx_http_gw_redis_add_write(void *privdata)
     if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
                       "%sredis \"%V\": could not add a write event",
-                      redis->conf->log_prefix, &redis->conf->name);
+                      redis->conf->log_prefix, &redis->addr.name);
     }
 }
 
@@ -858,9 +1013,18 @@ ngx_http_gw_redis_cleanup(void *privdata)
 
     redis->alive = 0;
 
+    /* the owner learns of it (not of our own destroy()) */
+
+    if (!redis->exiting && redis->event != NULL) {
+        redis->event(redis->event_data,
+                     redis->not_master ? NGX_HTTP_GW_REDIS_NOT_MASTER
+                                       : NGX_HTTP_GW_REDIS_CLOSED,
+                     NULL);
+    }
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, redis->log, 0,
                    "%sredis \"%V\": disconnected, retry in %M ms",
-                   redis->conf->log_prefix, &redis->conf->name,
+                   redis->conf->log_prefix, &redis->addr.name,
                    redis->retry_at - ngx_current_msec);
 }
 
@@ -887,7 +1051,7 @@ ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
     last = buf + sizeof(buf);
 
     p = ngx_slprintf(buf, last, "%sredis \"%V\": ", redis->conf->log_prefix,
-                     &redis->conf->name);
+                     &redis->addr.name);
 
     va_start(args, fmt);
     p = ngx_vslprintf(p, last, fmt, args);

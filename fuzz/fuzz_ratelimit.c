@@ -6,7 +6,10 @@
  * hiredis reader with our bounded reply objects fed hostile bytes (split
  * into two feeds, as replies arrive in pieces), then every reply it yields
  * interpreted as the script's reply to a batch of 1 to 64 requests of 1 to
- * 16 limits each, built with the module's own batch code.
+ * 16 limits each, built with the module's own batch code (and formatted,
+ * in a buffer of exactly the size it asks for), and as what a sentinel or
+ * a cluster says (a master's address, a failover, MOVED or ASK, CLUSTER
+ * SLOTS).
  *
  * Input: byte 0 the number of requests, byte 1 where to split the feed,
  * bytes 2..65 the requests' shapes (low 4 bits: limits - 1; bit 6: its keys
@@ -157,6 +160,89 @@ fuzz_check_verdicts(ngx_http_gw_rl_batch_t *b, ngx_http_gw_rl_verdicts_t *v)
 }
 
 
+/* what a sentinel or a cluster says, believed only when well formed */
+
+static void
+fuzz_check_topology(redisReply *r)
+{
+    ngx_str_t                      master = ngx_string("mymaster");
+    ngx_uint_t                     i, ask, slot, n;
+    ngx_http_gw_redis_node_addr_t  addr;
+
+    static ngx_http_gw_redis_slots_t  ranges[NGX_HTTP_GW_REDIS_MAX_RANGES];
+
+    if (ngx_http_gw_redis_parse_master(r, &addr) == NGX_OK
+        && (!ngx_http_gw_redis_numeric_host(addr.host.data, addr.host.len)
+            || addr.port <= 0 || addr.port > 65535))
+    {
+        abort();
+    }
+
+    if (ngx_http_gw_redis_parse_switch(r, &master, &addr) == NGX_OK
+        && (!ngx_http_gw_redis_numeric_host(addr.host.data, addr.host.len)
+            || addr.port <= 0 || addr.port > 65535))
+    {
+        abort();
+    }
+
+    if (ngx_http_gw_redis_parse_redirect(r, &ask, &slot, &addr) == NGX_OK
+        && (slot >= NGX_HTTP_GW_REDIS_SLOTS || ask > 1
+            || !ngx_http_gw_redis_numeric_host(addr.host.data, addr.host.len)
+            || addr.port <= 0 || addr.port > 65535))
+    {
+        abort();
+    }
+
+    if (ngx_http_gw_redis_parse_slots(r, ranges, &n) == NGX_OK) {
+        if (n == 0 || n > NGX_HTTP_GW_REDIS_MAX_RANGES) {
+            abort();
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ranges[i].start > ranges[i].end
+                || ranges[i].end >= NGX_HTTP_GW_REDIS_SLOTS
+                || ranges[i].addr.port <= 0 || ranges[i].addr.port > 65535
+                || (ranges[i].addr.host.len
+                    && !ngx_http_gw_redis_numeric_host(
+                               ranges[i].addr.host.data,
+                               ranges[i].addr.host.len)))
+            {
+                abort();
+            }
+        }
+    }
+}
+
+
+/* the batch in the protocol, in a buffer of the size it asks for */
+
+static void
+fuzz_format(void)
+{
+    u_char     *buf;
+    size_t      size, len;
+    ngx_str_t   id = ngx_string("1f.0123456789abcdef-42");
+    ngx_uint_t  eval;
+
+    for (eval = 0; eval < 2; eval++) {
+        size = ngx_http_gw_rl_batch_size(&fuzz_batch, id.len);
+
+        buf = malloc(size);
+        if (buf == NULL) {
+            return;
+        }
+
+        len = ngx_http_gw_rl_batch_format(&fuzz_batch, buf, eval, &id);
+
+        if (len > size || buf[0] != '*') {
+            abort();
+        }
+
+        free(buf);
+    }
+}
+
+
 /* the batch the input describes, with keys "k<n>" */
 
 static void
@@ -174,7 +260,7 @@ fuzz_batch_build(const uint8_t *data)
                                   data[FUZZ_LIMITS + i] >> 2, fuzz_args[i]);
     }
 
-    ngx_http_gw_rl_batch_init(&fuzz_batch);
+    ngx_http_gw_rl_batch_init(&fuzz_batch, data[0] & 0x80);
 
     nreq = 1 + data[0] % NGX_HTTP_GW_RL_BATCH;
     key = 0;
@@ -201,7 +287,7 @@ fuzz_batch_build(const uint8_t *data)
             keys[j].len = p - buf[j];
         }
 
-        if (ngx_http_gw_rl_batch_add(&fuzz_batch, limits, keys, n,
+        if (ngx_http_gw_rl_batch_add(&fuzz_batch, limits, keys, n, i % 3,
                                      data[FUZZ_SHAPES + i] & 0x80, stored)
             != NGX_OK)
         {
@@ -243,6 +329,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     fuzz_batch_build(data);
+    fuzz_format();
 
     split = data[1];
 
@@ -301,6 +388,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
         }
+
+        fuzz_check_topology(r);
 
         if (ngx_http_gw_rl_parse(r, &fuzz_batch, &fuzz_verdicts) == NGX_OK) {
             fuzz_check_verdicts(&fuzz_batch, &fuzz_verdicts);

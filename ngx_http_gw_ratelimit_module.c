@@ -193,6 +193,7 @@ typedef struct {
     ngx_uint_t                         slot;       /* hash slot */
     ngx_uint_t                         index;      /* in the batch */
     ngx_uint_t                         ref;        /* its first key there */
+    ngx_uint_t                         batch_id;
     ngx_uint_t                         n;
     u_char                             limit[NGX_HTTP_GW_RL_MAX_LIMITS];
     ngx_uint_t                         outcome;
@@ -268,6 +269,10 @@ static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
     ngx_http_gw_rl_verdicts_t *v);
 static void ngx_http_gw_ratelimit_part_done(
     ngx_http_gw_ratelimit_part_t *part, ngx_uint_t outcome);
+static void ngx_http_gw_ratelimit_refund(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part);
+static void ngx_http_gw_ratelimit_refunded(void *data, redisReply *reply);
 static void ngx_http_gw_ratelimit_changed(void *data);
 static void ngx_http_gw_ratelimit_wait_handler(ngx_event_t *ev);
 static void ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
@@ -663,6 +668,11 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
                != NULL
             && !ngx_http_gw_redis_usable(node)))
     {
+        if (gmcf->servers != NULL) {
+            /* a sentinel's master gone: perhaps another took over */
+            ngx_http_gw_redis_topology_stale(gmcf->servers);
+        }
+
         ngx_http_gw_ratelimit_unavailable(ctx);
         return ngx_http_gw_ratelimit_apply(r, ctx);
     }
@@ -812,9 +822,14 @@ ngx_http_gw_ratelimit_route(ngx_http_gw_ratelimit_main_conf_t *gmcf,
         return;
     }
 
-    if (!ngx_http_gw_redis_usable(node)
-        || ngx_http_gw_ratelimit_join(gmcf, part, node) != NGX_OK)
-    {
+    if (!ngx_http_gw_redis_usable(node)) {
+        /* a master gone: perhaps another took over */
+        ngx_http_gw_redis_topology_stale(gmcf->servers);
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+        return;
+    }
+
+    if (ngx_http_gw_ratelimit_join(gmcf, part, node) != NGX_OK) {
         ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
     }
 }
@@ -884,6 +899,7 @@ ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_main_conf_t *gmcf,
     }
 
     part->batch = b;
+    part->batch_id = b->id;
     part->index = b->rl.nreq - 1;
     part->ref = b->rl.nrefs - part->n;
 
@@ -1341,12 +1357,86 @@ ngx_http_gw_ratelimit_part_done(ngx_http_gw_ratelimit_part_t *part,
         ngx_http_gw_ratelimit_decide(ctx, !denied);
     }
 
+    /* rejected: what the request's other hash slots charged goes back */
+
+    if (denied) {
+        for (i = 0; i < ctx->nparts; i++) {
+            if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_ADMITTED) {
+                ngx_http_gw_ratelimit_refund(ctx->gmcf, &ctx->parts[i]);
+            }
+        }
+    }
+
     ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
 
     r = ctx->request;
     r->write_event_handler = ngx_http_gw_ratelimit_resume;
 
     ngx_post_event(r->connection->write, &ngx_posted_events);
+}
+
+
+/*
+ * The charges of a part of a rejected request, taken back (the request is
+ * answered already: nothing waits for this, a failure is logged).
+ */
+
+static void
+ngx_http_gw_ratelimit_refund(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part)
+{
+    size_t                        len;
+    ngx_str_t                     id, keys[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                    i;
+    ngx_http_gw_redis_t          *node;
+    ngx_http_gw_rl_limit_t       *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_http_gw_ratelimit_ctx_t  *ctx;
+    u_char                        buf[NGX_INT_T_LEN + 64];
+
+    ctx = part->ctx;
+
+    node = ngx_http_gw_redis_topology_node(gmcf->servers, part->slot);
+    if (node == NULL) {
+        return;
+    }
+
+    for (i = 0; i < part->n; i++) {
+        keys[i] = ctx->keys[part->limit[i]];
+        limits[i] = &ctx->limits[part->limit[i]]->rl;
+    }
+
+    id.data = buf;
+    id.len = ngx_snprintf(buf, sizeof(buf), "%xi.%V", part->batch_id,
+                          &gmcf->token)
+             - buf;
+
+    if (ngx_http_gw_rl_refund_size(limits, keys, part->n, id.len)
+        > gmcf->command_size)
+    {
+        return;
+    }
+
+    len = ngx_http_gw_rl_refund_format(gmcf->command, limits, keys, part->n,
+                                       part->ref, &id);
+
+    if (ngx_http_gw_redis_send(node, gmcf->command, len, gmcf->redis.timeout,
+                               ngx_http_gw_ratelimit_refunded, node)
+        == NULL)
+    {
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
+                                    "a refund could not be sent");
+    }
+}
+
+
+static void
+ngx_http_gw_ratelimit_refunded(void *data, redisReply *reply)
+{
+    ngx_http_gw_redis_t *node = data;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR, "a refund failed");
+    }
 }
 
 
@@ -2665,6 +2755,7 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
 
     gmcf->redis.script = ngx_http_gw_rl_script;
     gmcf->redis.log_prefix = "gw_ratelimit: ";
+    gmcf->topology.sentinel.log_prefix = "gw_ratelimit: ";
 
     return NGX_CONF_OK;
 }

@@ -385,6 +385,88 @@ ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
 
 
 /*
+ * A refund: the keys of one request's part that were charged (a request
+ * that another part rejected), "ref" its first key's place in its batch,
+ * "id" the batch's id (a sliding window's members are made of both).
+ */
+
+size_t
+ngx_http_gw_rl_refund_size(ngx_http_gw_rl_limit_t **limits, ngx_str_t *keys,
+    ngx_uint_t n, size_t id)
+{
+    size_t      size;
+    ngx_uint_t  i;
+
+    size = sizeof("*\r\n$7\r\nEVALSHA\r\n$40\r\n\r\n$\r\n\r\n") - 1
+           + 2 * NGX_INT_T_LEN + 40
+           + 2 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN) + n;
+
+    for (i = 0; i < n; i++) {
+        size += 2 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
+                + keys[i].len + 2 + id + limits[i]->args.len;
+    }
+
+    return size;
+}
+
+
+size_t
+ngx_http_gw_rl_refund_format(u_char *buf, ngx_http_gw_rl_limit_t **limits,
+    ngx_str_t *keys, ngx_uint_t n, ngx_uint_t ref, ngx_str_t *id)
+{
+    u_char      *p, num[NGX_INT64_LEN], bytes[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t   i, r;
+
+    p = buf;
+
+    *p++ = '*';
+    p = ngx_http_gw_rl_number(p, 3 + n + 2 + n + 4 * n);
+    *p++ = CR;
+    *p++ = LF;
+
+    p = ngx_http_gw_rl_bulk(p, (u_char *) "EVALSHA", 7);
+    p = ngx_http_gw_rl_bulk(p, ngx_http_gw_rl_script_sha1.data,
+                            ngx_http_gw_rl_script_sha1.len);
+    p = ngx_http_gw_rl_bulk(p, num, ngx_http_gw_rl_number(num, n) - num);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_http_gw_rl_bulk(p, keys[i].data, keys[i].len);
+        bytes[i] = (u_char) (i + 1);
+    }
+
+    p = ngx_http_gw_rl_bulk(p, NULL, 0);
+    p = ngx_http_gw_rl_bulk(p, bytes, n);
+
+    /* the member the script made: the key's place in refs, from 1 */
+
+    for (i = 0; i < n; i++) {
+        if (limits[i]->algorithm != NGX_HTTP_GW_RL_SLIDING) {
+            p = ngx_http_gw_rl_bulk(p, NULL, 0);
+            continue;
+        }
+
+        r = ref + i + 1;
+
+        *p++ = '$';
+        p = ngx_http_gw_rl_number(p, 2 + id->len);
+        *p++ = CR;
+        *p++ = LF;
+        *p++ = (u_char) (65 + r / 128);
+        *p++ = (u_char) (64 + r % 128);
+        p = ngx_cpymem(p, id->data, id->len);
+        *p++ = CR;
+        *p++ = LF;
+    }
+
+    for (i = 0; i < n; i++) {
+        p = ngx_cpymem(p, limits[i]->args.data, limits[i]->args.len);
+    }
+
+    return p - buf;
+}
+
+
+/*
  * The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag,
  * the bytes between its first "{" and the next "}" when there are any,
  * else of the whole key.

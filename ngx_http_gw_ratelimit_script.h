@@ -134,6 +134,12 @@ size_t ngx_http_gw_rl_batch_size(ngx_http_gw_rl_batch_t *b, size_t id);
 size_t ngx_http_gw_rl_batch_format(ngx_http_gw_rl_batch_t *b, u_char *buf,
     ngx_uint_t eval, ngx_str_t *id);
 
+size_t ngx_http_gw_rl_refund_size(ngx_http_gw_rl_limit_t **limits,
+    ngx_str_t *keys, ngx_uint_t n, size_t id);
+size_t ngx_http_gw_rl_refund_format(u_char *buf,
+    ngx_http_gw_rl_limit_t **limits, ngx_str_t *keys, ngx_uint_t n,
+    ngx_uint_t ref, ngx_str_t *id);
+
 ngx_uint_t ngx_http_gw_rl_slot(u_char *key, size_t len);
 
 ngx_int_t ngx_http_gw_rl_parse(redisReply *reply, ngx_http_gw_rl_batch_t *b,

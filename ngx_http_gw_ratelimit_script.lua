@@ -15,7 +15,8 @@ or later (SET ... PXAT and KEEPTTL, effects replication).
 
 KEYS      the batch's keys, each once; in a Redis Cluster those of one
           hash slot, the others follow ARGV[5] (see there).
-ARGV[1]   one byte per key: the number of its limit (1 to 63, below).
+ARGV[1]   one byte per key: the number of its limit (1 to 63, below);
+          empty for a refund (see there).
 ARGV[2]   one byte per request: the number of its limits (1 to 16), plus
           128 when it wants its details even when admitted.
 ARGV[3]   one byte per limit of each request, request after request: the
@@ -94,6 +95,42 @@ local now
 do
     local t = call('TIME')
     now = tonumber(t[1], 10) * 1000000 + tonumber(t[2], 10)
+end
+
+-- A refund (ARGV[1] empty): in a cluster a request whose limits live in
+-- several hash slots is decided per slot; when one slot rejects it, the
+-- others' charges are taken back.  KEYS: the keys charged; ARGV[2]: one
+-- byte per key, its limit; ARGV[3 ..]: per key the sorted set member of
+-- a sliding window (else empty); then the limits' arguments.
+
+if ARGV[1] == '' then
+    local limit_of = { byte(ARGV[2], 1, -1) }
+    local n = #KEYS
+    for k = 1, n do
+        local key = KEYS[k]
+        local a = 2 + n + 4 * limit_of[k] - 3
+        local alg = tonumber(ARGV[a], 10)
+        if alg == SLIDING then
+            pcall('ZREM', key, ARGV[2 + k])
+        else
+            local v = pcall('GET', key)
+            v = type(v) == 'string' and tonumber(v, 10)
+            if v and alg == GCRA then
+                local t = tonumber(ARGV[a + 1], 10)
+                if v - t >= now then
+                    pcall('INCRBY', key, '-' .. ARGV[a + 1])
+                elseif v > now then
+                    pcall('SET', key, format('%d', now), 'KEEPTTL')
+                end
+            elseif v and floor(v / SPLIT)
+                         == floor(now / tonumber(ARGV[a + 1], 10))
+                   and v % SPLIT > 0
+            then
+                pcall('INCRBY', key, '-1')
+            end
+        end
+    end
+    return 'R'
 end
 
 local key_limit = { byte(ARGV[1], 1, -1) }

@@ -325,6 +325,68 @@ ngx_http_gw_redis_command(ngx_http_gw_redis_t *redis, ngx_msec_t timeout,
 }
 
 
+/*
+ * SUBSCRIBE: its confirmation and the channel's messages come as messages
+ * to the owner (set_events() with "subscriber"); hiredis keeps what it
+ * needs for the channel, and no deadline applies.
+ */
+
+ngx_int_t
+ngx_http_gw_redis_subscribe(ngx_http_gw_redis_t *redis, ngx_str_t *channel)
+{
+    size_t       len[2];
+    const char  *argv[2];
+
+    if (redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (redis->ac == NULL && ngx_http_gw_redis_connect(redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "SUBSCRIBE";
+    len[0] = sizeof("SUBSCRIBE") - 1;
+    argv[1] = (const char *) channel->data;
+    len[1] = channel->len;
+
+    if (redisAsyncCommandArgv(redis->ac, NULL, NULL, 2, argv, len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * PING on a subscribed connection: its "pong" comes as a message.  It is
+ * written past hiredis's bookkeeping, which in subscribed mode would keep
+ * every such command until the connection closes.
+ */
+
+ngx_int_t
+ngx_http_gw_redis_ping(ngx_http_gw_redis_t *redis)
+{
+    static char  ping[] = "*1\r\n$4\r\nPING\r\n";
+
+    if (redis->ac == NULL || !redis->connected || redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (redisAppendFormattedCommand(&redis->ac->c, ping, sizeof(ping) - 1)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_gw_redis_add_write(redis);
+
+    return NGX_OK;
+}
+
+
 /* the handler of a command in flight will not run: nobody waits */
 
 void

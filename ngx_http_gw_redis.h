@@ -101,6 +101,9 @@ ngx_http_gw_redis_cmd_t *ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis,
 ngx_http_gw_redis_cmd_t *ngx_http_gw_redis_command(ngx_http_gw_redis_t *redis,
     ngx_msec_t timeout, ngx_http_gw_redis_handler_pt handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_gw_redis_subscribe(ngx_http_gw_redis_t *redis,
+    ngx_str_t *channel);
+ngx_int_t ngx_http_gw_redis_ping(ngx_http_gw_redis_t *redis);
 ngx_int_t ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd,
     u_char *command, size_t len);
 void ngx_http_gw_redis_cancel(ngx_http_gw_redis_cmd_t *cmd);

@@ -48,6 +48,7 @@ struct ngx_http_gw_redis_topology_s {
     ngx_uint_t                          seed;     /* the next to ask */
 
     ngx_msec_t                          asked;
+    ngx_msec_t                          alive;    /* the sentinel's word */
     ngx_event_t                         retry;    /* ask again */
     ngx_event_t                         tick;     /* ping, refresh */
 
@@ -72,13 +73,14 @@ static void ngx_http_gw_redis_topology_tick(ngx_event_t *ev);
 
 static void ngx_http_gw_redis_sentinel_ask(ngx_http_gw_redis_topology_t *t);
 static void ngx_http_gw_redis_sentinel_master(void *data, redisReply *reply);
-static void ngx_http_gw_redis_sentinel_subscribed(void *data,
-    redisReply *reply);
 static void ngx_http_gw_redis_sentinel_next(ngx_http_gw_redis_topology_t *t);
 static void ngx_http_gw_redis_set_master(ngx_http_gw_redis_topology_t *t,
     ngx_http_gw_redis_node_addr_t *addr);
 
 static void ngx_http_gw_redis_cluster_ask(ngx_http_gw_redis_topology_t *t);
+
+
+static ngx_str_t  ngx_http_gw_redis_switch = ngx_string("+switch-master");
 static void ngx_http_gw_redis_cluster_slots(void *data, redisReply *reply);
 static void ngx_http_gw_redis_ignore(void *data, redisReply *reply);
 
@@ -267,6 +269,13 @@ ngx_http_gw_redis_topology_redirect(ngx_http_gw_redis_topology_t *t,
                 return NULL;
             }
 
+            ngx_log_error(NGX_LOG_INFO, t->cycle->log, 0,
+                          "%sredis \"%V\": %s slot %ui to %V",
+                          t->conf->redis->log_prefix,
+                          &ngx_http_gw_redis_addr(node)->name,
+                          *asking ? "ASK" : "MOVED", slot,
+                          &ngx_http_gw_redis_addr(m->redis)->name);
+
             if (!*asking) {
                 /* this slot at once, the others (moved too?) soon */
 
@@ -306,6 +315,19 @@ ngx_http_gw_redis_topology_redirect(ngx_http_gw_redis_topology_t *t,
     }
 
     return NULL;
+}
+
+
+/*
+ * A server the topology names does not answer (the caller's command
+ * failed at once): ask again, a master may have moved (not more often
+ * than every 100 ms).
+ */
+
+void
+ngx_http_gw_redis_topology_stale(ngx_http_gw_redis_topology_t *t)
+{
+    ngx_http_gw_redis_topology_ask(t);
 }
 
 
@@ -447,6 +469,25 @@ ngx_http_gw_redis_topology_event(void *data, ngx_uint_t event,
     if (m->sentinel) {
 
         if (event == NGX_HTTP_GW_REDIS_MESSAGE) {
+
+            /* the subscription's confirmation, or a pong: alive */
+
+            if (reply->type == REDIS_REPLY_ARRAY
+                && reply->elements >= 2
+                && reply->element[0] != NULL
+                && reply->element[0]->type == REDIS_REPLY_STRING
+                && ((reply->element[0]->len == 9
+                     && ngx_strncmp(reply->element[0]->str, "subscribe", 9)
+                        == 0)
+                    || (reply->element[0]->len == 4
+                        && ngx_strncmp(reply->element[0]->str, "pong", 4)
+                           == 0)))
+            {
+                t->subscribed = 1;
+                t->alive = ngx_current_msec;
+                return;
+            }
+
             rc = ngx_http_gw_redis_parse_switch(reply, &t->conf->master,
                                                 &addr);
 
@@ -573,8 +614,6 @@ ngx_http_gw_redis_topology_retry(ngx_event_t *ev)
 static void
 ngx_http_gw_redis_topology_tick(ngx_event_t *ev)
 {
-    size_t                         len;
-    const char                    *argv;
     ngx_http_gw_redis_t           *s;
     ngx_http_gw_redis_topology_t  *t;
 
@@ -592,13 +631,21 @@ ngx_http_gw_redis_topology_tick(ngx_event_t *ev)
 
     s = t->sentinel[t->current]->redis;
 
-    if (t->subscribed && !t->asking) {
-        argv = "PING";
-        len = sizeof("PING") - 1;
+    if (t->subscribed) {
 
-        (void) ngx_http_gw_redis_command(s, t->conf->sentinel.timeout,
-                                         ngx_http_gw_redis_ignore, NULL, 1,
-                                         &argv, &len);
+        if ((ngx_msec_int_t) (ngx_current_msec - t->alive)
+            > 2 * NGX_HTTP_GW_REDIS_PING + (ngx_msec_int_t)
+                                           t->conf->sentinel.timeout)
+        {
+            ngx_http_gw_redis_log_error(s, NGX_LOG_ERR,
+                                        "no pong, leaving the sentinel");
+
+            /* CLOSED comes, and moves on to the next sentinel */
+            ngx_http_gw_redis_close_now(s);
+
+        } else {
+            (void) ngx_http_gw_redis_ping(s);
+        }
     }
 
     if (t->master == NULL) {
@@ -653,14 +700,7 @@ ngx_http_gw_redis_sentinel_ask(ngx_http_gw_redis_topology_t *t)
 
     t->asking = 1;
 
-    argv[0] = "SUBSCRIBE";
-    len[0] = sizeof("SUBSCRIBE") - 1;
-    argv[1] = "+switch-master";
-    len[1] = sizeof("+switch-master") - 1;
-
-    (void) ngx_http_gw_redis_command(s, t->conf->sentinel.timeout,
-                                     ngx_http_gw_redis_sentinel_subscribed,
-                                     t, 2, argv, len);
+    (void) ngx_http_gw_redis_subscribe(s, &ngx_http_gw_redis_switch);
 
     if (!t->tick.timer_set) {
         ngx_add_timer(&t->tick, NGX_HTTP_GW_REDIS_PING);
@@ -709,17 +749,6 @@ ngx_http_gw_redis_sentinel_master(void *data, redisReply *reply)
 
 
 static void
-ngx_http_gw_redis_sentinel_subscribed(void *data, redisReply *reply)
-{
-    ngx_http_gw_redis_topology_t *t = data;
-
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-        t->subscribed = 1;
-    }
-}
-
-
-static void
 ngx_http_gw_redis_sentinel_next(ngx_http_gw_redis_topology_t *t)
 {
     t->current = (t->current + 1) % t->conf->addrs.nelts;
@@ -735,6 +764,7 @@ static void
 ngx_http_gw_redis_set_master(ngx_http_gw_redis_topology_t *t,
     ngx_http_gw_redis_node_addr_t *addr)
 {
+    ngx_uint_t                   level;
     ngx_http_gw_redis_member_t  *m, *old;
 
     m = ngx_http_gw_redis_topology_find(t, addr);
@@ -750,10 +780,12 @@ ngx_http_gw_redis_set_master(ngx_http_gw_redis_topology_t *t,
     }
 
     if (old != m) {
-        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->cycle->log, 0,
-                       "%sredis \"%V\": the master is %V",
-                       t->conf->redis->log_prefix, &t->conf->redis->name,
-                       &ngx_http_gw_redis_addr(m->redis)->name);
+        level = (old != NULL) ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+        ngx_log_error(level, t->cycle->log, 0,
+                      "%sredis \"%V\": the master is %V",
+                      t->conf->redis->log_prefix, &t->conf->redis->name,
+                      &ngx_http_gw_redis_addr(m->redis)->name);
 
         t->changed(t->data);
     }
@@ -883,13 +915,14 @@ ngx_http_gw_redis_cluster_slots(void *data, redisReply *reply)
 
     ngx_free(ranges);
 
-    if (changed) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, t->cycle->log, 0,
-                       "%sredis \"%V\": new cluster map",
-                       t->conf->redis->log_prefix, &t->conf->redis->name);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->cycle->log, 0,
+                   "%sredis \"%V\": cluster map%s",
+                   t->conf->redis->log_prefix, &t->conf->redis->name,
+                   changed ? ", changed" : "");
 
-        t->changed(t->data);
-    }
+    /* what waits for it goes again, changed or not */
+
+    t->changed(t->data);
 
     return;
 

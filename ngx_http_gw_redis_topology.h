@@ -59,6 +59,7 @@ ngx_http_gw_redis_t *ngx_http_gw_redis_topology_redirect(
     ngx_http_gw_redis_topology_t *t, ngx_http_gw_redis_t *node,
     redisReply *reply, ngx_uint_t *asking);
 ngx_int_t ngx_http_gw_redis_topology_asking(ngx_http_gw_redis_t *node);
+void ngx_http_gw_redis_topology_stale(ngx_http_gw_redis_topology_t *t);
 
 
 #endif /* _NGX_HTTP_GW_REDIS_TOPOLOGY_H_INCLUDED_ */

@@ -167,6 +167,65 @@ sub start_redis {
     return $pid;
 }
 
+# A Redis Sentinel monitoring the master on $o{master} (as $o{name},
+# quorum 2, down after 1 s).  Returns its pid.
+sub start_sentinel {
+    my (%o) = @_;
+    my $port = $o{port} or die "start_sentinel: no port";
+    my $dir = $ENV{TEST_NGINX_REDIS_TMP}
+              ? "$ENV{TEST_NGINX_REDIS_TMP}/sentinel-$port"
+              : "/tmp/gw-sentinel-$$-$port";
+    make_path($dir);
+    my $name = $o{name} // 'mymaster';
+    open my $f, '>', "$dir/sentinel.conf" or die "$dir: $!";
+    print $f "port $port\nbind 127.0.0.1\ndir $dir\n"
+             . "logfile $dir/sentinel.log\n"
+             . "sentinel monitor $name 127.0.0.1 $o{master} 2\n"
+             . "sentinel down-after-milliseconds $name "
+             . ($o{down_after} // 1000) . "\n"
+             . "sentinel failover-timeout $name 10000\n"
+             . "sentinel parallel-syncs $name 1\n";
+    close $f;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        exec 'redis-server', "$dir/sentinel.conf", '--sentinel'
+            or die "exec redis-server --sentinel: $!";
+    }
+    push @Children, $pid;
+    wait_port($port, 1) or die "sentinel on $port did not start";
+    return $pid;
+}
+
+# A Redis Cluster of 3 masters and 3 replicas (redis-cli --cluster create)
+# on the given 6 ports, the first three the masters.  Returns the pids.
+sub start_cluster {
+    my (@ports) = @_;
+    my @pids = map {
+        start_redis(port => $_,
+                    args => ['--cluster-enabled', 'yes',
+                             '--cluster-config-file', "nodes-$_.conf",
+                             '--cluster-node-timeout', '1000',
+                             '--cluster-replica-validity-factor', '0'])
+    } @ports;
+    my $out = `redis-cli --cluster create @{[ map { "127.0.0.1:$_" } @ports ]} --cluster-replicas 1 --cluster-yes 2>&1`;
+    die "redis-cli --cluster create failed:\n$out" if $?;
+    wait_cluster($ports[0]);
+    return @pids;
+}
+
+# Until CLUSTER INFO on $port says ok (and every slot is served).
+sub wait_cluster {
+    my ($port, $secs) = @_;
+    for (1 .. ($secs // 20) * 20) {
+        my $info = eval { command($port, 'CLUSTER', 'INFO') } // '';
+        return 1 if $info =~ /cluster_state:ok/
+                    && $info =~ /cluster_slots_ok:16384/;
+        sleep 0.05;
+    }
+    die "cluster on $port not ok";
+}
+
 sub stop {
     my ($pid, $sig) = @_;
     return unless $pid;

@@ -475,9 +475,24 @@ ngx_http_gw_rl_refund_format(u_char *buf, ngx_http_gw_rl_limit_t **limits,
 ngx_uint_t
 ngx_http_gw_rl_slot(u_char *key, size_t len)
 {
-    size_t     i, s, e;
-    uint16_t   crc;
-    ngx_int_t  bit;
+    size_t           i, s, e;
+    uint16_t         crc;
+    ngx_uint_t       n, bit;
+
+    static uint16_t  table[256];
+
+    if (table[1] == 0) {
+        for (n = 0; n < 256; n++) {
+            crc = (uint16_t) (n << 8);
+
+            for (bit = 0; bit < 8; bit++) {
+                crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
+                                     : (uint16_t) (crc << 1);
+            }
+
+            table[n] = crc;
+        }
+    }
 
     for (s = 0; s < len && key[s] != '{'; s++) { /* void */ }
 
@@ -493,12 +508,7 @@ ngx_http_gw_rl_slot(u_char *key, size_t len)
     crc = 0;
 
     for (i = 0; i < len; i++) {
-        crc ^= (uint16_t) (key[i] << 8);
-
-        for (bit = 0; bit < 8; bit++) {
-            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
-                                 : (uint16_t) (crc << 1);
-        }
+        crc = (uint16_t) ((crc << 8) ^ table[((crc >> 8) ^ key[i]) & 0xff]);
     }
 
     return crc & 16383;

@@ -227,6 +227,10 @@ GET /c?c=client0
 --- error_code: 429
 --- response_headers
 X-RL: REJECTED
+--- no_error_log
+[error]
+MOVED
+ASK
 
 
 

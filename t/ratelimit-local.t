@@ -125,8 +125,12 @@ SKIP: {
     # looked up, then kill it there (gdb's "kill" is a SIGKILL)
     my $gdb = fork // die "fork: $!";
     if ($gdb == 0) {
+        open STDIN, '<', '/dev/null';
         open STDOUT, '>', $out;
         open STDERR, '>&', \*STDOUT;
+        # make test-asan preloads the ASan runtime into everything it
+        # starts; gdb does not run with it
+        delete $ENV{LD_PRELOAD};
         exec 'gdb', '-q', '-nx', '-batch', '-p', $w,
              '-ex', 'break ngx_http_gw_ratelimit_local_eval',
              '-ex', 'continue', '-ex', 'kill'
@@ -145,6 +149,11 @@ SKIP: {
     }
     Test::More::ok($ready, "gdb attached to worker $w")
         or Test::More::diag(`cat $out`);
+    unless ($ready) {
+        kill 'KILL', $gdb;
+        waitpid $gdb, 0;
+        Test::More::skip("gdb did not attach", 5);
+    }
 
     my %r = GwRedis::http_get($ENV{TEST_NGINX_SERVER_PORT}, '/t',
                               'X-Client-ID' => 'victim');

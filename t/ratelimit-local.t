@@ -81,7 +81,7 @@ Test::More::is(main::flood(1500, 'id'), 1500, "1500 new short ids admitted");
 my @reqs;
 for my $i (1 .. 400) {
     my $id = ($i % 2 ? 'S' : 'X' x 200) . $i;
-    push @reqs, ['/t', { 'X-Client-ID' => $id }], ['/t', { 'X-Client-ID' => $id }];
+    push @reqs, map { ['/t', { 'X-Client-ID' => $id }] } 1, 2;
 }
 my @st = GwRedis::http_pipeline($ENV{TEST_NGINX_SERVER_PORT}, \@reqs);
 my $bad = grep { $st[2 * $_] != 200 || $st[2 * $_ + 1] != 429 } 0 .. 399;
@@ -91,7 +91,8 @@ GET /t
 --- more_headers
 X-Client-ID: after-the-mix
 --- error_code: 200
---- grep_error_log eval: qr/\[warn\] .*the local zone "gw_ratelimit_local" is full/
+--- grep_error_log eval
+qr/\[warn\] .*the local zone "gw_ratelimit_local" is full/
 --- grep_error_log_out eval
 qr/^[^\n]+\n\z/
 --- error_log

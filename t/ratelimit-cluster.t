@@ -320,7 +320,8 @@ if ($pid == 0) {
     POSIX::_exit($slow);
 }
 GwRedis::command($replica, 'CLUSTER', 'FAILOVER');
-main::wait_for("the replica promoted", 10, sub { main::owner($slot) == $replica });
+main::wait_for("the replica promoted", 10,
+               sub { main::owner($slot) == $replica });
 waitpid $pid, 0;
 Test::More::is($? >> 8, 0, "no request waited past its deadline");
 my $t = main::wait_for("decisions again", 5, sub {

@@ -18,6 +18,7 @@ use Time::HiRes qw(sleep time);
 use File::Path qw(make_path remove_tree);
 
 our @Children;
+our @TmpDirs;      # made outside TEST_NGINX_REDIS_TMP, removed at exit
 our $Owner = $$;
 
 sub free_port {
@@ -145,6 +146,7 @@ sub start_redis {
     my $dir = $ENV{TEST_NGINX_REDIS_TMP}
               ? "$ENV{TEST_NGINX_REDIS_TMP}/redis-$port"
               : "/tmp/gw-redis-$$-$port";
+    push @TmpDirs, $dir unless $ENV{TEST_NGINX_REDIS_TMP};
     make_path($dir);
     my @args = ('--bind', '127.0.0.1', '--port', $port, '--save', '',
                 '--appendonly', 'no', '--dir', $dir, '--daemonize', 'no',
@@ -175,6 +177,7 @@ sub start_sentinel {
     my $dir = $ENV{TEST_NGINX_REDIS_TMP}
               ? "$ENV{TEST_NGINX_REDIS_TMP}/sentinel-$port"
               : "/tmp/gw-sentinel-$$-$port";
+    push @TmpDirs, $dir unless $ENV{TEST_NGINX_REDIS_TMP};
     make_path($dir);
     my $name = $o{name} // 'mymaster';
     open my $f, '>', "$dir/sentinel.conf" or die "$dir: $!";
@@ -208,7 +211,10 @@ sub start_cluster {
                              '--cluster-node-timeout', '1000',
                              '--cluster-replica-validity-factor', '0'])
     } @ports;
-    my $out = `redis-cli --cluster create @{[ map { "127.0.0.1:$_" } @ports ]} --cluster-replicas 1 --cluster-yes 2>&1`;
+    my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
+    my $cmd = "redis-cli --cluster create $nodes --cluster-replicas 1"
+              . " --cluster-yes 2>&1";
+    my $out = `$cmd`;
     die "redis-cli --cluster create failed:\n$out" if $?;
     wait_cluster($ports[0]);
     return @pids;
@@ -486,6 +492,7 @@ END {
         my $rc = $?;
         my @pids = @Children;
         stop($_) for @pids;
+        remove_tree($_) for @TmpDirs;
         $? = $rc;
     }
 }

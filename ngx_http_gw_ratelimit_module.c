@@ -1240,6 +1240,9 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
         ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
                                     "unexpected script reply");
         ngx_http_gw_ratelimit_finish(b, NULL);
+
+        /* what comes next may answer other commands: a new connection */
+        ngx_http_gw_redis_fail_now(node);
         return;
     }
 

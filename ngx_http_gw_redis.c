@@ -166,6 +166,21 @@ ngx_http_gw_redis_close_now(ngx_http_gw_redis_t *redis)
 
 
 /*
+ * The server answered what it should not have (its replies may no longer
+ * match the commands): closes the connection as a failed one, so the next
+ * attempt waits (a peer that answers well-formed commands wrongly does not
+ * get a new connection for every batch)
+ */
+
+void
+ngx_http_gw_redis_fail_now(ngx_http_gw_redis_t *redis)
+{
+    redis->alive = 0;
+    ngx_http_gw_redis_close(redis);
+}
+
+
+/*
  * The connection is not used any more (the worker exits, or the server is
  * gone from the topology): commands in flight are dropped without their
  * handlers running.
@@ -685,8 +700,8 @@ ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
     redis->pending--;
 
     if (r != NULL && r->type != REDIS_REPLY_ERROR) {
+        /* the backoff restarts when a connection that worked closes */
         redis->alive = 1;
-        redis->backoff = 0;
     }
 
     if (cmd->data != NULL) {
@@ -842,6 +857,7 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
                                             reader->errstr);
             }
 
+            redis->alive = 0;
             redis->close_requested = 1;
             break;
         }
@@ -864,6 +880,7 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
                                         "reply to no command");
             freeReplyObject(reply);
+            redis->alive = 0;
             redis->close_requested = 1;
             break;
         }
@@ -895,6 +912,7 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
                                     "reply larger than %d bytes",
                                     NGX_HTTP_GW_REDIS_MAX_UNPARSED);
+        redis->alive = 0;
         redis->close_requested = 1;
     }
 

@@ -91,6 +91,7 @@ void ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis);
 void ngx_http_gw_redis_set_events(ngx_http_gw_redis_t *redis,
     ngx_http_gw_redis_event_pt handler, void *data, ngx_uint_t subscriber);
 void ngx_http_gw_redis_close_now(ngx_http_gw_redis_t *redis);
+void ngx_http_gw_redis_fail_now(ngx_http_gw_redis_t *redis);
 
 ngx_uint_t ngx_http_gw_redis_usable(ngx_http_gw_redis_t *redis);
 ngx_uint_t ngx_http_gw_redis_connected(ngx_http_gw_redis_t *redis);

@@ -109,6 +109,8 @@ sub start_fake {
                . ("\$1\r\n1\r\n" x (5 * $n))
             if $mode eq 'shape';
         return ":1\r\n" if $mode eq 'scalar';
+        # not RESP at all
+        return "%garbage\r\n" if $mode eq 'garbage';
         # the requests with a "bad" key fail, the others are admitted
         my @bad = grep { /bad/ } @keys;
         my $verdicts = join '', map { /bad/ ? 'E' : '1' } @keys;
@@ -482,6 +484,80 @@ GET /s?c=str
 X-RL: ERROR
 --- error_log
 script failed for a request: "WRONGTYPE
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 11: a peer that loads the script and then answers garbage does
+not get a new connection for every batch: the next one waits, 50 ms
+doubling
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_FAKE_PORT timeout=1s;
+    gw_ratelimit_zone $arg_c zone=z rate=100r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        gw_ratelimit_fail closed;
+        empty_gif;
+    }
+--- init
+use Time::HiRes qw(sleep time);
+main::start_fake('garbage');
+my ($n, $t0) = (0, time);
+while (time - $t0 < 0.6) {
+    my %r = GwRedis::http_get($ENV{TEST_NGINX_SERVER_PORT}, "/t?c=k$n");
+    Test::More::is($r{status}, 503, "request $n fails closed") if $n++ < 3;
+    sleep 0.01;
+}
+open my $f, '<', $main::FakeLog or die "$main::FakeLog: $!";
+my $conns = grep { /^SCRIPT/ } <$f>;
+# at 0, 50, 150, 350 ms (one more for a slow nginx)
+Test::More::cmp_ok($conns, '<=', 5, "$conns connections for $n requests");
+Test::More::cmp_ok($conns, '>=', 3, "connected again after a wait");
+--- request
+GET /t?c=last
+--- error_code: 503
+--- error_log
+invalid reply: Protocol error
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 12: a peer that loads the script and then answers with replies
+of the wrong shape: the connection is dropped (they may answer other
+commands), and the next one waits
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_FAKE_PORT timeout=1s;
+    gw_ratelimit_zone $arg_c zone=z rate=100r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        gw_ratelimit_fail closed;
+        empty_gif;
+    }
+--- init
+use Time::HiRes qw(sleep time);
+main::start_fake('scalar');
+my ($n, $t0) = (0, time);
+while (time - $t0 < 0.6) {
+    my %r = GwRedis::http_get($ENV{TEST_NGINX_SERVER_PORT}, "/t?c=k$n");
+    Test::More::is($r{status}, 503, "request $n fails closed") if $n++ < 3;
+    sleep 0.01;
+}
+open my $f, '<', $main::FakeLog or die "$main::FakeLog: $!";
+my $conns = grep { /^SCRIPT/ } <$f>;
+# at 0, 50, 150, 350 ms (one more for a slow nginx)
+Test::More::cmp_ok($conns, '<=', 5, "$conns connections for $n requests");
+Test::More::cmp_ok($conns, '>=', 3, "connected again after a wait");
+--- request
+GET /t?c=last
+--- error_code: 503
+--- error_log
+unexpected script reply
 --- no_error_log
 [alert]
 [crit]

@@ -3466,7 +3466,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_int_t                       n, v;
     ngx_str_t                      *value, name, s;
-    ngx_uint_t                      i, j, delay;
+    ngx_uint_t                      i, j, delay, nodelay;
     ngx_http_gw_ratelimit_limit_t  *limit, *limits;
 
     value = cf->args->elts;
@@ -3494,9 +3494,9 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_http_gw_conf_param(&value[i], "nodelay", NULL)
-            || ngx_http_gw_conf_param(&value[i], "delay=", &s))
-        {
+        nodelay = ngx_http_gw_conf_param(&value[i], "nodelay", NULL);
+
+        if (nodelay || ngx_http_gw_conf_param(&value[i], "delay=", &s)) {
             if (delay != NGX_CONF_UNSET_UINT) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"nodelay\" and \"delay=\" are mutually "
@@ -3504,7 +3504,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            if (value[i].data[0] == 'n') {
+            if (nodelay) {
                 delay = NGX_HTTP_GW_RATELIMIT_NODELAY;
                 continue;
             }

@@ -117,7 +117,9 @@ sub start_demo {
         open STDOUT, '>', $log or _exit(1);
         open STDERR, '>&', \*STDOUT or _exit(1);
         @ENV{keys %env} = values %env;
-        { exec 'script', '-qfec', $cmd, '/dev/null' };
+        # script runs $SHELL -c (dash for a CI job without SHELL): exec, so
+        # that no shell stands between the terminal's SIGINT and the demo
+        { exec 'script', '-qfec', "exec $cmd", '/dev/null' };
         _exit(127);
     }
     close $r;

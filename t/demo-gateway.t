@@ -95,7 +95,7 @@ tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"]
 --- response_headers
 X-Trace-ID: 4bf92f3577b34da6a3ce929d0e0e4736
 --- response_body_like
-^\{"service":"order-service","path":"/api/orders","instance":"app\d","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01","tracestate":"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE","auth_user":"alice-\d+"\}$
+^\{"service":"order-service","path":"/api/orders","instance":"(?:app\d|canary1)","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01","tracestate":"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE","auth_user":"alice-\d+"\}$
 
 
 

@@ -12,6 +12,7 @@
 #   make fuzz                 libFuzzer runs of the untrusted-input parsers
 #   make fuzz-replay          replay the committed corpora (part of make test)
 #   make w3c-trace W3C_TRACE_CONTEXT=/path   the W3C Trace Context test suite
+#   make script               regenerate ngx_http_gw_ratelimit_lua.h
 #   make test-valgrind        the suite with nginx under valgrind
 #   make deb                  Debian packages into build/deb/, lintian-checked
 #   make package-test         the .debs in a debootstrap chroot and in a
@@ -68,7 +69,7 @@ export NGINX_BIN BUILD
 
 .PHONY: all modules deps build-deps test test-valgrind test-asan run bench \
     bench-peers bench-peers-profile fuzz fuzz-build clean deb package-test \
-    status-page w3c-trace
+    status-page w3c-trace script script-check
 
 all: modules
 
@@ -111,11 +112,26 @@ $(BUILD)/%.so: $(BUILD)/.built
 	cp $(NGX_TREE)/objs/$*.so $@.tmp && mv -f $@.tmp $@
 
 # the suites, then (unless TEST_FILES picks suites) every fuzz corpus
-test: deps modules
+test: deps script-check modules
 	@$(TOP)/t/run-suite $(TEST_FILES)
 ifeq ($(TEST_FILES),)
 	@$(MAKE) --no-print-directory fuzz-replay
 endif
+
+# gw_ratelimit's Lua script, embedded in C: the generated header is
+# committed (builds with --add-dynamic-module never run this Makefile), and
+# make test fails when it is not what the script makes
+LUA_SCRIPT := $(TOP)/ngx_http_gw_ratelimit_script.lua
+LUA_HEADER := $(TOP)/ngx_http_gw_ratelimit_lua.h
+
+script:
+	$(TOP)/tools/embed-lua $(LUA_SCRIPT) > $(LUA_HEADER).tmp
+	mv -f $(LUA_HEADER).tmp $(LUA_HEADER)
+
+script-check:
+	@$(TOP)/tools/embed-lua $(LUA_SCRIPT) | cmp -s - $(LUA_HEADER) || { \
+	    echo "$(notdir $(LUA_HEADER)) is stale: run 'make script'" >&2; \
+	    exit 1; }
 
 test-valgrind: deps modules
 	@$(TOP)/.ci/deps valgrind
@@ -195,8 +211,8 @@ FUZZ_LIBS := -ljansson -lhiredis -lcrypto
 
 FUZZ_UNITS_fuzz_auth := ngx_http_gw_jwt.c
 FUZZ_UNITS_fuzz_metrics := ngx_http_gw_metrics_core.c
-FUZZ_UNITS_fuzz_ratelimit :=
-FUZZ_LDFLAGS_fuzz_ratelimit := -Wl,--unresolved-symbols=ignore-all
+FUZZ_UNITS_fuzz_ratelimit := ngx_http_gw_redis_reply.c \
+    ngx_http_gw_ratelimit_script.c
 FUZZ_UNITS_fuzz_trace := ngx_http_gw_trace_context.c
 FUZZ_UNITS_fuzz_otlp := ngx_http_gw_otlp.c
 FUZZ_UNITS_fuzz_json := ngx_http_gw_json.c

@@ -29,7 +29,8 @@
 /*
  * Returns 1 and sets "value" to what follows "name" (which ends in '='
  * for a name=value parameter, or is a whole word such as "nodelay") when
- * "arg" is that parameter; 0 otherwise.
+ * "arg" is that parameter; 0 otherwise, leaving "value" as it was (the
+ * callers test every parameter against every name).
  */
 
 static ngx_inline ngx_uint_t

@@ -6,12 +6,14 @@
  *
  * The access handler computes the request's keys and joins the worker's
  * open batch; at the end of the event loop iteration (a posted event) the
- * batch goes to Redis as one atomic Lua script call (EVALSHA, time from
- * Redis TIME once per batch) that decides the requests in order, each as
- * before: all of its limits are checked first and charged only when all of
- * them admit it.  The call travels over the worker's persistent, pipelined
- * hiredis connection (ngx_http_gw_redis.c); the requests wait (NGX_AGAIN)
- * until the reply or the deadline, then the phase engine resumes each.
+ * batch goes to Redis as one atomic Lua script call (EVALSHA; the script
+ * is ngx_http_gw_ratelimit_script.lua, its arguments and reply are
+ * ngx_http_gw_ratelimit_script.c's) that decides the requests in order,
+ * each as before: all of its limits are checked first and charged only
+ * when all of them admit it.  The call travels over the worker's
+ * persistent, pipelined hiredis connection (ngx_http_gw_redis.c); the
+ * requests wait (NGX_AGAIN) until the reply or the deadline, then the
+ * phase engine resumes each.
  * Without Redis a request follows gw_ratelimit_fail: open, closed, or local
  * (the same limits per instance, in shared memory).
  */
@@ -22,17 +24,18 @@
 #include <ngx_http.h>
 #include <ngx_sha1.h>
 
+#include "ngx_http_gw_conf.h"
 #include "ngx_http_gw_redis.h"
+#include "ngx_http_gw_redis_topology.h"
+#include "ngx_http_gw_ratelimit_script.h"
 
-
-#define NGX_HTTP_GW_RATELIMIT_GCRA        1
-#define NGX_HTTP_GW_RATELIMIT_FIXED       2
-#define NGX_HTTP_GW_RATELIMIT_SLIDING     3
 
 #define NGX_HTTP_GW_RATELIMIT_PASSED      1
-#define NGX_HTTP_GW_RATELIMIT_REJECTED    2
-#define NGX_HTTP_GW_RATELIMIT_DRY_RUN     3
-#define NGX_HTTP_GW_RATELIMIT_ERROR       4
+#define NGX_HTTP_GW_RATELIMIT_DELAYED     2
+#define NGX_HTTP_GW_RATELIMIT_REJECTED    3
+#define NGX_HTTP_GW_RATELIMIT_DELAYED_DRY 4
+#define NGX_HTTP_GW_RATELIMIT_DRY_RUN     5
+#define NGX_HTTP_GW_RATELIMIT_ERROR       6
 
 #define NGX_HTTP_GW_RATELIMIT_FAIL_OPEN   0
 #define NGX_HTTP_GW_RATELIMIT_FAIL_CLOSED 1
@@ -42,24 +45,20 @@
 #define NGX_HTTP_GW_RATELIMIT_DONE        2
 #define NGX_HTTP_GW_RATELIMIT_APPLIED     3
 
-#define NGX_HTTP_GW_RATELIMIT_MAX_LIMITS  16
 #define NGX_HTTP_GW_RATELIMIT_MAX_NAME    64
 #define NGX_HTTP_GW_RATELIMIT_MAX_PREFIX  64
-/* longer keys are stored as their SHA-1 */
+/* longer keys (and keys with a "}") are stored as their SHA-1 */
 #define NGX_HTTP_GW_RATELIMIT_MAX_KEY     256
+/* "<prefix><zone>:<algorithm>:{<key>}", at most */
+#define NGX_HTTP_GW_RATELIMIT_KEY_SIZE                                      \
+    (NGX_HTTP_GW_RATELIMIT_MAX_PREFIX + NGX_HTTP_GW_RATELIMIT_MAX_NAME      \
+     + sizeof(":g:{}") - 1 + NGX_HTTP_GW_RATELIMIT_MAX_KEY)
 #define NGX_HTTP_GW_RATELIMIT_MAX_COUNT   1000000
+/* "nodelay": excess requests are never delayed */
+#define NGX_HTTP_GW_RATELIMIT_NODELAY     NGX_MAX_INT32_VALUE
 /* a sliding window keeps one sorted-set entry per admitted request */
 #define NGX_HTTP_GW_RATELIMIT_MAX_LOG     100000
-/* reset and retry times from Redis are clamped to a day */
-#define NGX_HTTP_GW_RATELIMIT_MAX_MSEC    86400000
 
-/* one script call decides at most this many requests and keys */
-#define NGX_HTTP_GW_RATELIMIT_BATCH       64
-#define NGX_HTTP_GW_RATELIMIT_BATCH_KEYS  256
-/* bytes of the keys of a batch, in the Redis protocol */
-#define NGX_HTTP_GW_RATELIMIT_BATCH_BYTES 8192
-/* distinct limits in a batch: their number fits a descriptor byte */
-#define NGX_HTTP_GW_RATELIMIT_BATCH_SPECS 63
 /* batches open or in flight, per worker */
 #define NGX_HTTP_GW_RATELIMIT_MAX_BATCHES 1024
 /*
@@ -68,15 +67,6 @@
  * trip instead of the round trips multiplying.
  */
 #define NGX_HTTP_GW_RATELIMIT_INFLIGHT    1
-
-/* a key's descriptor byte: its limit in the batch, then these flags */
-#define NGX_HTTP_GW_RATELIMIT_LAST        0x40
-#define NGX_HTTP_GW_RATELIMIT_DETAILS     0x80
-
-/* the outcome of a request in a batch reply */
-#define NGX_HTTP_GW_RATELIMIT_FAILED      0
-#define NGX_HTTP_GW_RATELIMIT_ADMITTED    1
-#define NGX_HTTP_GW_RATELIMIT_DENIED      2
 
 
 typedef struct {
@@ -95,8 +85,9 @@ typedef struct {
     ngx_http_gw_ratelimit_zone_t      *zone;
     ngx_str_t                          name;
     ngx_uint_t                         burst;
+    ngx_uint_t                         delay;      /* excess not delayed */
     ngx_uint_t                         capacity;   /* X-RateLimit-Limit */
-    ngx_str_t                          spec;       /* the script's ARGV */
+    ngx_http_gw_rl_limit_t             rl;         /* as the script has it */
     u_char                            *file;
     ngx_uint_t                         line;
 } ngx_http_gw_ratelimit_limit_t;
@@ -112,75 +103,70 @@ typedef struct {
 typedef struct {
     ngx_http_gw_ratelimit_shctx_t     *sh;
     ngx_slab_pool_t                   *shpool;
+    ngx_str_t                          name;
 } ngx_http_gw_ratelimit_local_t;
 
 
-/* a local limit's state, starting at ngx_rbtree_node_t.color */
+/*
+ * A local limit's state, starting at ngx_rbtree_node_t.color.  Every node
+ * has the same size, whatever its key (the key's SHA-1 identifies it), so
+ * the node evicted from a full zone always makes room for a new one.
+ */
 typedef struct {
     u_char                             color;
-    u_char                             pinned;
-    u_short                            len;
     ngx_queue_t                        queue;
     int64_t                            expire;     /* usec */
-    int64_t                            a;          /* TAT or window */
-    int64_t                            b;          /* count in window */
-    int64_t                            c;          /* previous window */
-    u_char                             data[1];
+    int64_t                            tat;        /* gcra */
+    int64_t                            window;     /* windows: its number */
+    int64_t                            count;      /* admitted in it */
+    int64_t                            previous;   /* in the one before */
+    u_char                             id[20];     /* SHA-1 of the key */
 } ngx_http_gw_ratelimit_node_t;
 
 
+/* a log line at most once per interval, with the number suppressed */
 typedef struct {
-    ngx_uint_t                         allowed;
-    ngx_uint_t                         remaining;
-    ngx_msec_t                         reset;
-    ngx_msec_t                         retry;
-} ngx_http_gw_ratelimit_result_t;
-
-
-/*
- * A batch reply interpreted.  In: the requests' shapes (number of limits,
- * whether the request wants the details), the keys' capacities (the keys
- * of the requests one after the other).  Out: per request its outcome and
- * whether its results are known, per key its result.
- */
-typedef struct {
-    ngx_uint_t                      nreq;
-    u_char                          nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                          details[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_uint_t                      capacity[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    u_char                          outcome[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                          known[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_http_gw_ratelimit_result_t  res[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
-    redisReply                     *error;      /* of a failed request */
-} ngx_http_gw_ratelimit_verdicts_t;
+    time_t                             sec;
+    ngx_uint_t                         suppressed;
+} ngx_http_gw_ratelimit_throttle_t;
 
 
 typedef struct ngx_http_gw_ratelimit_batch_s  ngx_http_gw_ratelimit_batch_t;
 typedef struct ngx_http_gw_ratelimit_ctx_s    ngx_http_gw_ratelimit_ctx_t;
 
 
+/* a Redis server the worker sends batches to, and its open batch */
+typedef struct {
+    ngx_http_gw_redis_t               *node;
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* open, being filled */
+    ngx_uint_t                         inflight;   /* sent, not answered */
+} ngx_http_gw_ratelimit_route_t;
+
+
 typedef struct {
     ngx_array_t                        zones;      /* zone pointers */
     ngx_http_gw_redis_conf_t           redis;
+    ngx_http_gw_redis_topology_conf_t  topology;
     ngx_str_t                          prefix;
     size_t                             local_size;
     ngx_shm_zone_t                    *shm_zone;
     ngx_uint_t                         local_used;
-    ngx_str_t                          sha1;       /* of the script */
-    size_t                             spec_max;   /* longest limit spec */
 
     /* the worker's own */
-    ngx_http_gw_redis_t               *conn;
+    ngx_http_gw_redis_topology_t      *servers;
     ngx_str_t                          token;
     ngx_uint_t                         sequence;
-    ngx_http_gw_ratelimit_batch_t     *batch;      /* open, being filled */
+    ngx_uint_t                         nroutes;
+    ngx_http_gw_ratelimit_route_t      routes[NGX_HTTP_GW_REDIS_MAX_NODES];
+    ngx_queue_t                        waiting;    /* for a server */
+    ngx_event_t                        wait;       /* their deadline */
+    ngx_event_t                        changed;    /* servers changed */
     ngx_http_gw_ratelimit_batch_t     *free;
     ngx_uint_t                         batches;    /* allocated */
-    ngx_uint_t                         inflight;   /* sent, not answered */
     ngx_event_t                        flush;      /* end of the iteration */
     u_char                            *command;    /* being formatted */
     size_t                             command_size;
-    ngx_http_gw_ratelimit_verdicts_t  *verdicts;
+    ngx_http_gw_rl_verdicts_t         *verdicts;
 } ngx_http_gw_ratelimit_main_conf_t;
 
 
@@ -192,21 +178,44 @@ typedef struct {
     ngx_uint_t                         log_level;
     ngx_flag_t                         dry_run;
     ngx_flag_t                         headers;
+    ngx_uint_t                         delaying;   /* some limit may delay */
 } ngx_http_gw_ratelimit_loc_conf_t;
+
+
+/*
+ * The limits of a request whose keys share a hash slot, decided by one
+ * script call on one server (outside a cluster, all of them).
+ */
+typedef struct {
+    ngx_http_gw_ratelimit_ctx_t       *ctx;
+    ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not in one */
+    ngx_queue_t                        queue;      /* waiting for a server */
+    ngx_uint_t                         slot;       /* hash slot */
+    ngx_uint_t                         index;      /* in the batch */
+    ngx_uint_t                         ref;        /* its first key there */
+    ngx_uint_t                         batch_id;
+    ngx_uint_t                         n;
+    u_char                             limit[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                         outcome;
+    unsigned                           waiting:1;
+} ngx_http_gw_ratelimit_part_t;
 
 
 struct ngx_http_gw_ratelimit_ctx_s {
     ngx_http_request_t                *request;
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_loc_conf_t  *glcf;
-    ngx_http_gw_ratelimit_batch_t     *batch;      /* NULL: not waiting */
-    ngx_uint_t                         slot;       /* in the batch */
+    ngx_http_gw_ratelimit_part_t      *parts;
+    ngx_uint_t                         nparts;
+    ngx_uint_t                         pending;    /* parts undecided */
+    ngx_msec_t                         start;      /* deadlines from here */
     ngx_http_gw_ratelimit_limit_t    **limits;     /* those applied */
-    ngx_str_t                         *keys;
-    ngx_http_gw_ratelimit_result_t    *results;
+    ngx_str_t                         *keys;       /* of Redis */
+    ngx_http_gw_rl_result_t           *results;
     ngx_uint_t                         n;
     ngx_uint_t                         status;
     ngx_uint_t                         state;
+    ngx_msec_t                         delay;
     unsigned                           known:1;    /* results are valid */
     unsigned                           rejected:1;
     unsigned                           closed:1;
@@ -214,27 +223,18 @@ struct ngx_http_gw_ratelimit_ctx_s {
 };
 
 
-/*
- * The requests of one event loop iteration, for one script call.  The keys
- * are kept in the Redis protocol, ready to be sent (and sent again with
- * EVAL after NOSCRIPT); the requests' key strings point into them.
- */
+/* the requests (parts) of one event loop iteration for one server */
 struct ngx_http_gw_ratelimit_batch_s {
     ngx_http_gw_ratelimit_main_conf_t *gmcf;
     ngx_http_gw_ratelimit_batch_t     *next;       /* free list */
+    ngx_http_gw_ratelimit_route_t     *route;
     ngx_http_gw_redis_cmd_t           *cmd;
-    ngx_uint_t                         nreq;
-    ngx_uint_t                         nkeys;
-    ngx_uint_t                         nspecs;
     ngx_uint_t                         id;
-    ngx_msec_t                         start;      /* of its first request */
-    u_char                            *last;       /* end of the keys */
-    ngx_http_gw_ratelimit_ctx_t       *req[NGX_HTTP_GW_RATELIMIT_BATCH];
-    ngx_http_gw_ratelimit_limit_t     *spec[NGX_HTTP_GW_RATELIMIT_BATCH_SPECS];
-    u_char                             nlimits[NGX_HTTP_GW_RATELIMIT_BATCH];
-    u_char                             desc[NGX_HTTP_GW_RATELIMIT_BATCH_KEYS];
+    ngx_msec_t                         start;      /* of its oldest request */
+    ngx_uint_t                         redirects;
     unsigned                           eval:1;
-    u_char                             keys[NGX_HTTP_GW_RATELIMIT_BATCH_BYTES];
+    ngx_http_gw_ratelimit_part_t      *req[NGX_HTTP_GW_RL_BATCH];
+    ngx_http_gw_rl_batch_t             rl;
 };
 
 
@@ -246,27 +246,35 @@ static size_t ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
     ngx_str_t *raw);
 static u_char *ngx_http_gw_ratelimit_key(u_char *p,
     ngx_http_gw_ratelimit_zone_t *zone, ngx_str_t *raw);
-static ngx_int_t ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx,
-    ngx_str_t *raw, size_t size);
-static ngx_uint_t ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size);
+static void ngx_http_gw_ratelimit_route(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part);
+static ngx_int_t ngx_http_gw_ratelimit_join(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part, ngx_http_gw_redis_t *node);
+static ngx_http_gw_ratelimit_route_t *ngx_http_gw_ratelimit_route_of(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_http_gw_redis_t *node);
+static ngx_http_gw_ratelimit_batch_t *ngx_http_gw_ratelimit_batch(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route);
 static void ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev);
-static void ngx_http_gw_ratelimit_flush(
-    ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_uint_t now);
+static void ngx_http_gw_ratelimit_send(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route, ngx_uint_t now);
 static size_t ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
     ngx_uint_t eval);
-static u_char *ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data,
-    size_t len);
 static void ngx_http_gw_ratelimit_reply(void *data, redisReply *reply);
+static ngx_uint_t ngx_http_gw_ratelimit_moved(redisReply *reply);
 static void ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_verdicts_t *v);
-static ngx_int_t ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
-    ngx_http_gw_ratelimit_verdicts_t *v);
-static ngx_int_t ngx_http_gw_ratelimit_parse_reply(redisReply *reply,
-    ngx_uint_t n, ngx_uint_t details, const ngx_uint_t *capacity,
-    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
-    ngx_uint_t *known);
-static ngx_int_t ngx_http_gw_ratelimit_noscript(redisReply *reply);
+    ngx_http_gw_rl_verdicts_t *v);
+static void ngx_http_gw_ratelimit_part_done(
+    ngx_http_gw_ratelimit_part_t *part, ngx_uint_t outcome);
+static void ngx_http_gw_ratelimit_refund(
+    ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part);
+static void ngx_http_gw_ratelimit_refunded(void *data, redisReply *reply);
+static void ngx_http_gw_ratelimit_changed(void *data);
+static void ngx_http_gw_ratelimit_wait_handler(ngx_event_t *ev);
 static void ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted);
 static void ngx_http_gw_ratelimit_unavailable(
@@ -276,6 +284,7 @@ static ngx_int_t ngx_http_gw_ratelimit_apply(ngx_http_request_t *r,
 static ngx_int_t ngx_http_gw_ratelimit_reject(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_ctx_t *ctx, ngx_uint_t status, char *reason);
 static void ngx_http_gw_ratelimit_resume(ngx_http_request_t *r);
+static void ngx_http_gw_ratelimit_delay(ngx_http_request_t *r);
 static void ngx_http_gw_ratelimit_cleanup(void *data);
 static ngx_http_gw_ratelimit_ctx_t *ngx_http_gw_ratelimit_get_ctx(
     ngx_http_request_t *r);
@@ -287,12 +296,17 @@ static ngx_msec_t ngx_http_gw_ratelimit_retry(
 static ngx_int_t ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t *admitted);
 static ngx_http_gw_ratelimit_node_t *ngx_http_gw_ratelimit_local_lookup(
-    ngx_http_gw_ratelimit_local_t *local, ngx_str_t *key, int64_t now);
-static void ngx_http_gw_ratelimit_local_expire(
-    ngx_http_gw_ratelimit_local_t *local, int64_t now, ngx_uint_t force);
+    ngx_http_gw_ratelimit_local_t *local, ngx_str_t *key, int64_t now,
+    ngx_http_gw_ratelimit_node_t **held, ngx_uint_t nheld);
+static ngx_uint_t ngx_http_gw_ratelimit_local_evict(
+    ngx_http_gw_ratelimit_local_t *local, int64_t now, ngx_uint_t live,
+    ngx_http_gw_ratelimit_node_t **held, ngx_uint_t nheld);
 static void ngx_http_gw_ratelimit_local_eval(
     ngx_http_gw_ratelimit_limit_t *limit, ngx_http_gw_ratelimit_node_t *lr,
-    int64_t now, ngx_uint_t charge, ngx_http_gw_ratelimit_result_t *res);
+    int64_t now, ngx_uint_t charge, ngx_http_gw_rl_result_t *res);
+static void ngx_cdecl ngx_http_gw_ratelimit_log_throttled(
+    ngx_http_gw_ratelimit_throttle_t *t, time_t interval, ngx_uint_t level,
+    ngx_log_t *log, const char *fmt, ...);
 static void ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_http_gw_ratelimit_init_zone(ngx_shm_zone_t *shm_zone,
@@ -313,11 +327,13 @@ static ngx_int_t ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_array_t *limits);
 static char *ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_gw_ratelimit_address(ngx_conf_t *cf,
+    ngx_str_t *value, in_port_t port, ngx_array_t *addrs);
 static char *ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_gw_ratelimit_number(ngx_str_t *value, size_t skip,
+static ngx_int_t ngx_http_gw_ratelimit_number(ngx_str_t *value,
     ngx_uint_t max);
 static ngx_int_t ngx_http_gw_ratelimit_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_gw_ratelimit_init(ngx_conf_t *cf);
@@ -325,215 +341,6 @@ static ngx_int_t ngx_http_gw_ratelimit_init_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     ngx_http_gw_ratelimit_main_conf_t *gmcf);
 static void ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle);
-
-
-/*
- * One call decides the requests of a batch, in order.  KEYS: the keys of
- * the requests, one after the other.  ARGV[1]: an id unique to the batch
- * (with a key's position, the member a sliding window stores).  ARGV[2]: a
- * descriptor byte per key: the number of its limit (1 to 63) in ARGV, 0x40
- * on the last key of a request, 0x80 when the request wants the details.
- * ARGV[4s-1 .. 4s+2]: limit s: algorithm (1 gcra, 2 fixed window, 3 sliding
- * window), period in usec, count per period, burst.
- *
- * Each request is checked against every limit, then charged to all of them
- * if all admit it, seeing what the requests before it did.  A key's state
- * is read once per call (gcra keys with one MGET) and written once at the
- * end, with a TTL.  A gcra key lives at least a second, although a state
- * older than "now" means no state: a client that comes back within the
- * second overwrites its key instead of Redis creating and expiring a key
- * per request.  Numbers go to Redis as "%d" strings, never through Lua's
- * float formatting.
- *
- * Returns one element per request: 1 (admitted, no details wanted), or
- * {admitted, then per limit: allowed, remaining, reset in msec (until more
- * quota), retry in msec (until admitted)}, or an error when a key of the
- * request holds something else (the request is not charged).
- */
-
-static ngx_str_t  ngx_http_gw_ratelimit_script = ngx_string(
-"if redis.replicate_commands then redis.replicate_commands() end\n"
-"local call, pcall, fmt = redis.call, redis.pcall, string.format\n"
-"local floor, ceil, char = math.floor, math.ceil, string.char\n"
-"local t = call('TIME')\n"
-"local now = t[1] * 1000000 + t[2]\n"
-"local id, B = ARGV[1], {string.byte(ARGV[2], 1, -1)}\n"
-"local A, P, Q, T, C, W, F, X = {}, {}, {}, {}, {}, {}, {}, {}\n"
-"for s = 1, (#ARGV - 2) / 4 do\n"
-"  local j = 4 * s - 1\n"
-"  local a, p = tonumber(ARGV[j]), tonumber(ARGV[j + 1])\n"
-"  local c, b = tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])\n"
-"  A[s], P[s], Q[s] = a, p, c + b\n"
-"  if a == 1 then\n"
-"    T[s], C[s] = p / c, (b + 1) * p / c\n"
-"  elseif a == 2 then\n"
-"    W[s] = floor(now / p)\n"
-"    F[s] = fmt('%d', W[s])\n"
-"    X[s] = fmt('%d', ceil(((W[s] + 1) * p - now) / 1000))\n"
-"  else\n"
-"    F[s] = fmt('%d', now - p)\n"
-"    X[s] = fmt('%d', ceil(p / 1000))\n"
-"  end\n"
-"end\n"
-"local n, V, V0, E, L, nl = #KEYS, {}, {}, {}, {}, 0\n"
-"for j = 1, n do\n"
-"  local k = KEYS[j]\n"
-"  if A[B[j] % 64] == 1 and V[k] == nil then\n"
-"    V[k] = 0\n"
-"    nl = nl + 1\n"
-"    L[nl] = k\n"
-"  end\n"
-"end\n"
-"if nl > 0 then\n"
-"  local g = call('MGET', unpack(L))\n"
-"  for j = 1, nl do V[L[j]] = tonumber(g[j]) or 0 end\n"
-"end\n"
-"local M, S, D, O, ok, r = {}, {}, {}, {}, {}, {}\n"
-"local nr, nd, i, nows = 0, 0, 1\n"
-"while i <= n do\n"
-"  local e, admit, det, bad = i, true, false\n"
-"  while true do\n"
-"    local v = B[e]\n"
-"    local s, k = v % 64, KEYS[e]\n"
-"    local a, x, y = A[s], V[k]\n"
-"    if x == nil then\n"
-"      if a == 2 then\n"
-"        local h = pcall('HMGET', k, 'w', 'c')\n"
-"        if h.err then\n"
-"          x, E[k] = false, h.err\n"
-"        else\n"
-"          x = 0\n"
-"          if h[1] == F[s] then x = tonumber(h[2]) or 0 end\n"
-"        end\n"
-"      else\n"
-"        x = pcall('ZREMRANGEBYSCORE', k, '-inf', F[s])\n"
-"        if type(x) == 'table' then\n"
-"          x, E[k] = false, x.err\n"
-"        else\n"
-"          x = call('ZCARD', k)\n"
-"        end\n"
-"      end\n"
-"      V[k], V0[k] = x, x\n"
-"    end\n"
-"    if x == false then\n"
-"      bad = E[k]\n"
-"    elseif a == 1 then\n"
-"      if x < now then x = now end\n"
-"      y = x + T[s] - now <= C[s] + 1\n"
-"    else\n"
-"      y = x < Q[s]\n"
-"    end\n"
-"    ok[e] = y\n"
-"    if not y then admit = false end\n"
-"    if v >= 128 then det = true end\n"
-"    if v % 128 >= 64 then break end\n"
-"    e = e + 1\n"
-"  end\n"
-"  nr = nr + 1\n"
-"  if bad then\n"
-"    r[nr] = {err = bad}\n"
-"  else\n"
-"    if admit then\n"
-"      for j = i, e do\n"
-"        local s, k = B[j] % 64, KEYS[j]\n"
-"        local a, x = A[s], V[k]\n"
-"        if a == 1 then\n"
-"          if x < now then x = now end\n"
-"          V[k] = x + T[s]\n"
-"        else\n"
-"          V[k] = x + 1\n"
-"          if a == 3 then\n"
-"            if nows == nil then nows = fmt('%d', now) end\n"
-"            local m, h = M[k], floor((j - 1) / 64) + 1\n"
-"            if m == nil then m = {}; M[k] = m end\n"
-"            m[#m + 1] = nows\n"
-"            m[#m + 1] = char(64 + h, j - 64 * h + 111) .. id\n"
-"          end\n"
-"        end\n"
-"        if S[k] == nil then\n"
-"          nd = nd + 1\n"
-"          D[nd] = k\n"
-"        end\n"
-"        S[k] = s\n"
-"      end\n"
-"    end\n"
-"    if admit and not det then\n"
-"      r[nr] = 1\n"
-"    else\n"
-"      local q = {admit and 1 or 0}\n"
-"      for j = i, e do\n"
-"        local s, k = B[j] % 64, KEYS[j]\n"
-"        local a, x = A[s], V[k]\n"
-"        local rem, reset, retry = 0, 0, 0\n"
-"        if a == 1 then\n"
-"          if x < now then x = now end\n"
-"          local d = x - now\n"
-"          if det then\n"
-"            rem = floor((C[s] - d) / T[s] + 0.000001)\n"
-"            if d > 0 then reset = d - floor((d - 1) / T[s]) * T[s] end\n"
-"          end\n"
-"          if not ok[j] then retry = x + T[s] - now - C[s] end\n"
-"        elseif a == 2 then\n"
-"          rem = Q[s] - x\n"
-"          reset = (W[s] + 1) * P[s] - now\n"
-"          if not ok[j] then retry = reset end\n"
-"        else\n"
-"          rem = Q[s] - x\n"
-"          if det and x > 0 then\n"
-"            local b = O[k]\n"
-"            if b == nil then\n"
-"              b = now\n"
-"              if V0[k] > 0 then\n"
-"                b = tonumber(call('ZRANGE', k, 0, 0, 'WITHSCORES')[2])\n"
-"              end\n"
-"              O[k] = b\n"
-"            end\n"
-"            reset = b + P[s] - now\n"
-"          end\n"
-"          if not ok[j] then\n"
-"            local c = x - Q[s]\n"
-"            if c < V0[k] then\n"
-"              retry = tonumber(call('ZRANGE', k, c, c, 'WITHSCORES')[2])\n"
-"                      + P[s] - now\n"
-"            else\n"
-"              retry = P[s]\n"
-"            end\n"
-"          end\n"
-"        end\n"
-"        if rem < 0 then rem = 0 end\n"
-"        if reset < 0 then reset = 0 end\n"
-"        if retry < 0 then retry = 0 end\n"
-"        q[#q + 1] = ok[j] and 1 or 0\n"
-"        q[#q + 1] = rem\n"
-"        q[#q + 1] = ceil(reset / 1000)\n"
-"        q[#q + 1] = ceil(retry / 1000)\n"
-"      end\n"
-"      r[nr] = q\n"
-"    end\n"
-"  end\n"
-"  i = e + 1\n"
-"end\n"
-"for j = 1, nd do\n"
-"  local k = D[j]\n"
-"  local s = S[k]\n"
-"  local a = A[s]\n"
-"  if a == 1 then\n"
-"    local ttl = (V[k] - now) / 1000 + 1\n"
-"    if ttl < 1000 then ttl = 1000 end\n"
-"    call('SET', k, fmt('%d', V[k] + 0.999999), 'PX', fmt('%d', ttl))\n"
-"  elseif a == 2 then\n"
-"    if V0[k] == 0 then\n"
-"      call('HSET', k, 'w', F[s], 'c', fmt('%d', V[k]))\n"
-"      call('PEXPIRE', k, X[s])\n"
-"    else\n"
-"      call('HINCRBY', k, 'c', fmt('%d', V[k] - V0[k]))\n"
-"    end\n"
-"  else\n"
-"    call('ZADD', k, unpack(M[k]))\n"
-"    call('PEXPIRE', k, X[s])\n"
-"  end\n"
-"end\n"
-"return r\n");
 
 
 static ngx_conf_enum_t  ngx_http_gw_ratelimit_log_levels[] = {
@@ -582,7 +389,7 @@ static ngx_command_t  ngx_http_gw_ratelimit_commands[] = {
       NULL },
 
     { ngx_string("gw_ratelimit"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_gw_ratelimit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -677,7 +484,9 @@ static ngx_http_variable_t  ngx_http_gw_ratelimit_vars[] = {
 static ngx_str_t  ngx_http_gw_ratelimit_status_names[] = {
     ngx_null_string,
     ngx_string("PASSED"),
+    ngx_string("DELAYED"),
     ngx_string("REJECTED"),
+    ngx_string("DELAYED_DRY_RUN"),
     ngx_string("REJECTED_DRY_RUN"),
     ngx_string("ERROR")
 };
@@ -687,6 +496,11 @@ static char  ngx_http_gw_ratelimit_algorithm_tags[] = "-gfs";
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/* the worker's own */
+static ngx_http_gw_ratelimit_throttle_t  ngx_http_gw_ratelimit_evicted;
+static ngx_http_gw_ratelimit_throttle_t  ngx_http_gw_ratelimit_uncounted;
 
 
 static ngx_int_t
@@ -738,11 +552,14 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ngx_http_gw_ratelimit_loc_conf_t *glcf)
 {
     u_char                         *p;
-    size_t                          size, len;
-    ngx_uint_t                      i, m;
+    size_t                          len;
+    ngx_str_t                       raw;
+    ngx_uint_t                      i, j, m, slot, cluster;
     ngx_pool_cleanup_t             *cln;
+    ngx_http_gw_redis_t            *node;
     ngx_http_variable_value_t      *vv;
     ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_part_t   *part;
     ngx_http_gw_ratelimit_zone_t   *zone;
     ngx_http_gw_ratelimit_limit_t  *limits;
 
@@ -752,7 +569,8 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     /* the context and its per-limit arrays in one allocation */
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_gw_ratelimit_ctx_t)
-                              + m * (sizeof(ngx_http_gw_ratelimit_result_t)
+                              + m * (sizeof(ngx_http_gw_ratelimit_part_t)
+                                     + sizeof(ngx_http_gw_rl_result_t)
                                      + sizeof(ngx_str_t) + sizeof(void *)));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -760,7 +578,8 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
 
     ngx_memzero(ctx, sizeof(ngx_http_gw_ratelimit_ctx_t));
 
-    ctx->results = (ngx_http_gw_ratelimit_result_t *) (ctx + 1);
+    ctx->parts = (ngx_http_gw_ratelimit_part_t *) (ctx + 1);
+    ctx->results = (ngx_http_gw_rl_result_t *) (ctx->parts + m);
     ctx->keys = (ngx_str_t *) (ctx->results + m);
     ctx->limits = (ngx_http_gw_ratelimit_limit_t **) (ctx->keys + m);
 
@@ -780,10 +599,9 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
     ctx->gmcf = gmcf;
     ctx->glcf = glcf;
     ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
+    ctx->start = ngx_current_msec;
 
-    /* the raw key values first: the keys are written where they are sent */
-
-    size = 0;
+    /* the keys of Redis, from the values of the zones' keys */
 
     for (i = 0; i < m; i++) {
         zone = limits[i].zone;
@@ -798,23 +616,35 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
                 continue;
             }
 
-            ctx->keys[ctx->n].len = vv->len;
-            ctx->keys[ctx->n].data = vv->data;
+            raw.len = vv->len;
+            raw.data = vv->data;
 
         } else {
-            if (ngx_http_complex_value(r, &zone->key, &ctx->keys[ctx->n])
-                != NGX_OK)
-            {
+            if (ngx_http_complex_value(r, &zone->key, &raw) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (ctx->keys[ctx->n].len == 0) {
+            if (raw.len == 0) {
                 continue;
             }
         }
 
-        size += sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                + ngx_http_gw_ratelimit_key_len(zone, &ctx->keys[ctx->n]);
+        len = ngx_http_gw_ratelimit_key_len(zone, &raw);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        (void) ngx_http_gw_ratelimit_key(p, zone, &raw);
+
+        ctx->keys[ctx->n].data = p;
+        ctx->keys[ctx->n].len = len;
+
+        /* admitted until told otherwise (a part without details) */
+
+        ngx_memzero(&ctx->results[ctx->n], sizeof(ngx_http_gw_rl_result_t));
+        ctx->results[ctx->n].allowed = 1;
 
         ctx->limits[ctx->n++] = &limits[i];
     }
@@ -824,85 +654,107 @@ ngx_http_gw_ratelimit_start(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (gmcf->conn == NULL && ngx_process == NGX_PROCESS_SINGLE) {
+    if (gmcf->servers == NULL && ngx_process == NGX_PROCESS_SINGLE) {
         /* master_process off and reloaded: init_process does not run */
         (void) ngx_http_gw_ratelimit_init_worker((ngx_cycle_t *) ngx_cycle,
                                                  gmcf);
     }
 
-    if (gmcf->conn != NULL && ngx_http_gw_redis_usable(gmcf->conn)) {
+    /* one server, known and backing off: do not wait */
 
-        /* a batch that fails at once may decide it inside join() */
-
-        ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
-
-        if (ngx_http_gw_ratelimit_join(ctx, ctx->keys, size) == NGX_OK) {
-
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "gw_ratelimit: waiting for redis, %ui limits, "
-                           "state %ui", ctx->n, ctx->state);
-
-            if (ctx->state == NGX_HTTP_GW_RATELIMIT_WAITING) {
-                r->write_event_handler = ngx_http_request_empty_handler;
-            }
-
-            /* notice a client that goes away meanwhile */
-
-            r->read_event_handler = ngx_http_test_reading;
-
-            if (r->connection->read->ready) {
-                ngx_post_event(r->connection->read, &ngx_posted_events);
-
-            } else if (ngx_handle_read_event(r->connection->read, 0)
-                       != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return NGX_AGAIN;
+    if (gmcf->servers == NULL
+        || (gmcf->topology.mode != NGX_HTTP_GW_REDIS_CLUSTER
+            && (node = ngx_http_gw_redis_topology_node(gmcf->servers, 0))
+               != NULL
+            && !ngx_http_gw_redis_usable(node)))
+    {
+        if (gmcf->servers != NULL) {
+            /* a sentinel's master gone: perhaps another took over */
+            ngx_http_gw_redis_topology_stale(gmcf->servers);
         }
 
-        ctx->state = NGX_HTTP_GW_RATELIMIT_APPLIED;
+        ngx_http_gw_ratelimit_unavailable(ctx);
+        return ngx_http_gw_ratelimit_apply(r, ctx);
     }
 
-    /* backing off, too busy or not connectable: do not wait */
+    /* the limits by hash slot: a part each (one part outside a cluster) */
 
-    if (glcf->fail == NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL) {
+    cluster = (gmcf->topology.mode == NGX_HTTP_GW_REDIS_CLUSTER);
 
-        for (i = 0; i < ctx->n; i++) {
-            len = ngx_http_gw_ratelimit_key_len(ctx->limits[i]->zone,
-                                                &ctx->keys[i]);
+    for (i = 0; i < ctx->n; i++) {
+        slot = cluster ? ngx_http_gw_rl_slot(ctx->keys[i].data,
+                                             ctx->keys[i].len)
+                       : 0;
 
-            p = ngx_pnalloc(r->pool, len);
-            if (p == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        for (j = 0; j < ctx->nparts; j++) {
+            if (ctx->parts[j].slot == slot) {
+                break;
             }
-
-            (void) ngx_http_gw_ratelimit_key(p, ctx->limits[i]->zone,
-                                             &ctx->keys[i]);
-
-            ctx->keys[i].data = p;
-            ctx->keys[i].len = len;
         }
+
+        part = &ctx->parts[j];
+
+        if (j == ctx->nparts) {
+            ngx_memzero(part, sizeof(ngx_http_gw_ratelimit_part_t));
+            part->ctx = ctx;
+            part->slot = slot;
+            ctx->nparts++;
+        }
+
+        part->limit[part->n++] = (u_char) i;
     }
 
-    ngx_http_gw_ratelimit_unavailable(ctx);
+    ctx->state = NGX_HTTP_GW_RATELIMIT_WAITING;
+    ctx->pending = ctx->nparts;
+    ctx->known = 1;
 
-    return ngx_http_gw_ratelimit_apply(r, ctx);
+    /* a part that fails at once may decide the request here */
+
+    for (j = 0; j < ctx->nparts; j++) {
+        ngx_http_gw_ratelimit_route(gmcf, &ctx->parts[j]);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "gw_ratelimit: waiting for redis, %ui limits, %ui parts, "
+                   "state %ui", ctx->n, ctx->nparts, ctx->state);
+
+    if (ctx->state == NGX_HTTP_GW_RATELIMIT_WAITING) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+    }
+
+    /* notice a client that goes away meanwhile */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    if (r->connection->read->ready) {
+        ngx_post_event(r->connection->read, &ngx_posted_events);
+
+    } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_AGAIN;
 }
 
 
 /*
- * "<prefix><zone>:<algorithm>:<key>", or "...<algorithm>#<sha1 of key>" for
- * a long key: zones never share a key, keys are binary-safe and bounded.
+ * "<prefix><zone>:<algorithm>:{<key>}", or "...:{#<sha1 of key>}" for a
+ * key longer than 256 bytes or with a "}": zones never share a key, keys
+ * are binary-safe and bounded, and the keys of one value (the request's
+ * limits on one client) share a Redis Cluster hash slot.
  */
 
 static size_t
 ngx_http_gw_ratelimit_key_len(ngx_http_gw_ratelimit_zone_t *zone,
     ngx_str_t *raw)
 {
-    return zone->prefix.len + 1
-           + (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY ? raw->len : 40);
+    if (raw->len > NGX_HTTP_GW_RATELIMIT_MAX_KEY
+        || ngx_strlchr(raw->data, raw->data + raw->len, '}') != NULL)
+    {
+        return zone->prefix.len + sizeof("{#}") - 1 + 40;
+    }
+
+    return zone->prefix.len + sizeof("{}") - 1 + raw->len;
 }
 
 
@@ -914,216 +766,273 @@ ngx_http_gw_ratelimit_key(u_char *p, ngx_http_gw_ratelimit_zone_t *zone,
     ngx_sha1_t  sha1;
 
     p = ngx_cpymem(p, zone->prefix.data, zone->prefix.len);
+    *p++ = '{';
 
-    if (raw->len <= NGX_HTTP_GW_RATELIMIT_MAX_KEY) {
-        *p++ = ':';
-        return ngx_cpymem(p, raw->data, raw->len);
+    if (raw->len > NGX_HTTP_GW_RATELIMIT_MAX_KEY
+        || ngx_strlchr(raw->data, raw->data + raw->len, '}') != NULL)
+    {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, raw->data, raw->len);
+        ngx_sha1_final(hash, &sha1);
+
+        *p++ = '#';
+        p = ngx_hex_dump(p, hash, 20);
+
+    } else {
+        p = ngx_cpymem(p, raw->data, raw->len);
     }
 
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, raw->data, raw->len);
-    ngx_sha1_final(hash, &sha1);
+    *p++ = '}';
 
-    *p++ = '#';
-
-    return ngx_hex_dump(p, hash, 20);
+    return p;
 }
 
 
 /*
- * Adds the request to the worker's open batch (a new one when there is
- * none, or when the request does not fit: then the full one is sent now).
- * "raw" are the key values, "size" bounds the bytes of their keys.
+ * Sends a part towards the server of its hash slot: into that server's
+ * open batch; when the server is not known yet, into the queue of the
+ * parts waiting for the servers (until their deadline); when it is known
+ * not to answer (backing off), to its fail policy at once.
+ */
+
+static void
+ngx_http_gw_ratelimit_route(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part)
+{
+    ngx_msec_int_t        left;
+    ngx_http_gw_redis_t  *node;
+
+    left = part->ctx->start + gmcf->redis.timeout - ngx_current_msec;
+
+    if (left <= 0) {
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+        return;
+    }
+
+    node = ngx_http_gw_redis_topology_node(gmcf->servers, part->slot);
+
+    if (node == NULL) {
+        part->waiting = 1;
+        ngx_queue_insert_tail(&gmcf->waiting, &part->queue);
+
+        if (!gmcf->wait.timer_set) {
+            ngx_add_timer(&gmcf->wait, (ngx_msec_t) left);
+        }
+
+        return;
+    }
+
+    if (!ngx_http_gw_redis_usable(node)) {
+        /* a master gone: perhaps another took over */
+        ngx_http_gw_redis_topology_stale(gmcf->servers);
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+        return;
+    }
+
+    if (ngx_http_gw_ratelimit_join(gmcf, part, node) != NGX_OK) {
+        ngx_http_gw_ratelimit_part_done(part, NGX_HTTP_GW_RL_FAILED);
+    }
+}
+
+
+/*
+ * Adds a part to the open batch of its server's route (a new one when
+ * there is none, or when the part does not fit: then the full one is sent
+ * now).
  */
 
 static ngx_int_t
-ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_ctx_t *ctx, ngx_str_t *raw,
-    size_t size)
+ngx_http_gw_ratelimit_join(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part, ngx_http_gw_redis_t *node)
 {
-    u_char                             *p;
-    size_t                              len;
-    ngx_uint_t                          i, s;
-    ngx_http_gw_ratelimit_batch_t      *b;
-    ngx_http_gw_ratelimit_limit_t      *limit;
-    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+    ngx_str_t                       keys[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_str_t                       stored[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                      i, details;
+    ngx_http_gw_rl_limit_t         *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_http_gw_ratelimit_ctx_t    *ctx;
+    ngx_http_gw_ratelimit_route_t  *route;
+    ngx_http_gw_ratelimit_batch_t  *b;
 
-    gmcf = ctx->gmcf;
-    b = gmcf->batch;
+    ctx = part->ctx;
 
-    if (b != NULL && !ngx_http_gw_ratelimit_fits(b, ctx, size)) {
-        ngx_http_gw_ratelimit_flush(gmcf, 1);
+    route = ngx_http_gw_ratelimit_route_of(gmcf, node);
+    if (route == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < part->n; i++) {
+        keys[i] = ctx->keys[part->limit[i]];
+        limits[i] = &ctx->limits[part->limit[i]]->rl;
+    }
+
+    details = ctx->glcf->headers || ctx->glcf->delaying;
+
+    b = route->batch;
+
+    if (b != NULL
+        && ngx_http_gw_rl_batch_add(&b->rl, limits, keys, part->n,
+                                    part->slot, details, stored)
+           != NGX_OK)
+    {
+        ngx_http_gw_ratelimit_send(gmcf, route, 1);
         b = NULL;
     }
 
     if (b == NULL) {
-        b = gmcf->free;
-
-        if (b != NULL) {
-            gmcf->free = b->next;
-
-        } else {
-            if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
-                ngx_http_gw_redis_log_error(gmcf->conn, NGX_LOG_ERR,
-                                            "gw_ratelimit redis \"%V\": %d "
-                                            "batches in flight, failing fast",
-                                            &gmcf->redis.name,
-                                            NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
-                return NGX_DECLINED;
-            }
-
-            b = ngx_palloc(ngx_cycle->pool,
-                           sizeof(ngx_http_gw_ratelimit_batch_t));
-            if (b == NULL) {
-                return NGX_ERROR;
-            }
-
-            b->gmcf = gmcf;
-            gmcf->batches++;
+        b = ngx_http_gw_ratelimit_batch(gmcf, route);
+        if (b == NULL) {
+            return NGX_ERROR;
         }
 
-        b->next = NULL;
-        b->cmd = NULL;
-        b->nreq = 0;
-        b->nkeys = 0;
-        b->nspecs = 0;
-        b->id = gmcf->sequence++;
-        b->start = ngx_current_msec;
-        b->last = b->keys;
-        b->eval = 0;
+        /* a request always fits in an empty batch */
 
-        gmcf->batch = b;
-
-        if (!gmcf->flush.posted) {
-            ngx_post_event(&gmcf->flush, &ngx_posted_events);
+        if (ngx_http_gw_rl_batch_add(&b->rl, limits, keys, part->n,
+                                     part->slot, details, stored)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 
-    /* the keys in the Redis protocol, and a descriptor byte for each */
-
-    p = b->last;
-
-    for (i = 0; i < ctx->n; i++) {
-        limit = ctx->limits[i];
-
-        for (s = 0; s < b->nspecs; s++) {
-            if (b->spec[s] == limit) {
-                break;
-            }
-        }
-
-        if (s == b->nspecs) {
-            b->spec[b->nspecs++] = limit;
-        }
-
-        b->desc[b->nkeys++] = (u_char) (s + 1)
-                              | (i == ctx->n - 1
-                                 ? NGX_HTTP_GW_RATELIMIT_LAST : 0)
-                              | (ctx->glcf->headers
-                                 ? NGX_HTTP_GW_RATELIMIT_DETAILS : 0);
-
-        len = ngx_http_gw_ratelimit_key_len(limit->zone, &raw[i]);
-
-        p = ngx_sprintf(p, "$%uz\r\n", len);
-
-        (void) ngx_http_gw_ratelimit_key(p, limit->zone, &raw[i]);
-
-        ctx->keys[i].data = p;
-        ctx->keys[i].len = len;
-
-        p += len;
-        *p++ = CR;
-        *p++ = LF;
+    if ((ngx_msec_int_t) (ctx->start - b->start) < 0) {
+        b->start = ctx->start;
     }
 
-    b->last = p;
-    b->nlimits[b->nreq] = (u_char) ctx->n;
-    b->req[b->nreq] = ctx;
+    part->batch = b;
+    part->batch_id = b->id;
+    part->index = b->rl.nreq - 1;
+    part->ref = b->rl.nrefs - part->n;
 
-    ctx->batch = b;
-    ctx->slot = b->nreq++;
+    b->req[part->index] = part;
 
-    if (b->nreq == NGX_HTTP_GW_RATELIMIT_BATCH) {
-        ngx_http_gw_ratelimit_flush(gmcf, 1);
+    if (b->rl.nreq == NGX_HTTP_GW_RL_BATCH) {
+        ngx_http_gw_ratelimit_send(gmcf, route, 1);
     }
 
     return NGX_OK;
 }
 
 
-static ngx_uint_t
-ngx_http_gw_ratelimit_fits(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_ctx_t *ctx, size_t size)
+/* the route of a server, made when first used */
+
+static ngx_http_gw_ratelimit_route_t *
+ngx_http_gw_ratelimit_route_of(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_redis_t *node)
 {
-    ngx_uint_t  i, s, specs;
+    ngx_uint_t                      i;
+    ngx_http_gw_ratelimit_route_t  *route;
 
-    if (b->nkeys + ctx->n > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
-        || (size_t) (b->keys + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES - b->last)
-           < size)
-    {
-        return 0;
-    }
-
-    specs = b->nspecs;
-
-    for (i = 0; i < ctx->n; i++) {
-        for (s = 0; s < b->nspecs; s++) {
-            if (b->spec[s] == ctx->limits[i]) {
-                break;
-            }
-        }
-
-        if (s == b->nspecs) {
-            specs++;
+    for (i = 0; i < gmcf->nroutes; i++) {
+        if (gmcf->routes[i].node == node) {
+            return &gmcf->routes[i];
         }
     }
 
-    return specs <= NGX_HTTP_GW_RATELIMIT_BATCH_SPECS;
+    if (gmcf->nroutes == NGX_HTTP_GW_REDIS_MAX_NODES) {
+        return NULL;
+    }
+
+    route = &gmcf->routes[gmcf->nroutes++];
+
+    route->node = node;
+    route->batch = NULL;
+    route->inflight = 0;
+
+    return route;
+}
+
+
+/* a new open batch of a route, sent at the end of this iteration */
+
+static ngx_http_gw_ratelimit_batch_t *
+ngx_http_gw_ratelimit_batch(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route)
+{
+    ngx_http_gw_ratelimit_batch_t  *b;
+
+    b = gmcf->free;
+
+    if (b != NULL) {
+        gmcf->free = b->next;
+
+    } else {
+        if (gmcf->batches == NGX_HTTP_GW_RATELIMIT_MAX_BATCHES) {
+            ngx_http_gw_redis_log_error(route->node, NGX_LOG_ERR,
+                                        "%d batches in flight, failing fast",
+                                        NGX_HTTP_GW_RATELIMIT_MAX_BATCHES);
+            return NULL;
+        }
+
+        b = ngx_palloc(ngx_cycle->pool,
+                       sizeof(ngx_http_gw_ratelimit_batch_t));
+        if (b == NULL) {
+            return NULL;
+        }
+
+        b->gmcf = gmcf;
+        gmcf->batches++;
+    }
+
+    b->next = NULL;
+    b->route = route;
+    b->cmd = NULL;
+    b->id = gmcf->sequence++;
+    b->start = ngx_current_msec;
+    b->redirects = 0;
+    b->eval = 0;
+
+    ngx_http_gw_rl_batch_init(&b->rl, gmcf->topology.mode
+                                      == NGX_HTTP_GW_REDIS_CLUSTER);
+
+    route->batch = b;
+
+    if (!gmcf->flush.posted) {
+        ngx_post_event(&gmcf->flush, &ngx_posted_events);
+    }
+
+    return b;
 }
 
 
 /*
  * The end of the event loop iteration (posted), a reply that lets a held
- * batch go (posted), or the deadline of a held batch (timer).
+ * batch go (posted), or the deadline of a held batch (timer): the open
+ * batches of every route.
  */
 
 static void
 ngx_http_gw_ratelimit_flush_handler(ngx_event_t *ev)
 {
-    ngx_http_gw_ratelimit_batch_t      *b;
+    ngx_uint_t                          i;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = ev->data;
 
-    if (ev->timedout) {
-        ev->timedout = 0;
+    ev->timedout = 0;
 
-        b = gmcf->batch;
-
-        if (b != NULL
-            && (ngx_msec_int_t) (b->start + gmcf->redis.timeout
-                                 - ngx_current_msec) <= 0)
-        {
-            /* not sent in time: only if replies stopped coming */
-            gmcf->batch = NULL;
-            ngx_http_gw_ratelimit_finish(b, NULL);
-            return;
-        }
+    for (i = 0; i < gmcf->nroutes; i++) {
+        ngx_http_gw_ratelimit_send(gmcf, &gmcf->routes[i], 0);
     }
-
-    ngx_http_gw_ratelimit_flush(gmcf, 0);
 }
 
 
+/*
+ * Sends the open batch of a route; unless "now", it is held while the
+ * route has a batch in flight (until a reply comes, at most until its
+ * deadline): under load batches grow with the round trip instead of the
+ * round trips multiplying.
+ */
+
 static void
-ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
-    ngx_uint_t now)
+ngx_http_gw_ratelimit_send(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_route_t *route, ngx_uint_t now)
 {
     size_t                          len;
     ngx_msec_int_t                  timeout;
     ngx_http_gw_redis_cmd_t        *cmd;
     ngx_http_gw_ratelimit_batch_t  *b;
 
-    b = gmcf->batch;
+    b = route->batch;
 
     if (b == NULL) {
         return;
@@ -1132,38 +1041,41 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
     timeout = b->start + gmcf->redis.timeout - ngx_current_msec;
 
     if (!now
-        && gmcf->inflight >= NGX_HTTP_GW_RATELIMIT_INFLIGHT
+        && route->inflight >= NGX_HTTP_GW_RATELIMIT_INFLIGHT
         && timeout > 0)
     {
-        /* held until a reply comes, at most until its deadline */
+        if (!gmcf->flush.timer_set
+            || (ngx_msec_int_t) (gmcf->flush.timer.key - ngx_current_msec)
+               > timeout)
+        {
+            if (gmcf->flush.timer_set) {
+                ngx_del_timer(&gmcf->flush);
+            }
 
-        if (!gmcf->flush.timer_set) {
             ngx_add_timer(&gmcf->flush, (ngx_msec_t) timeout);
         }
 
         return;
     }
 
-    gmcf->batch = NULL;
-
-    if (gmcf->flush.timer_set) {
-        ngx_del_timer(&gmcf->flush);
-    }
+    route->batch = NULL;
 
     if (timeout <= 0) {
+        /* not sent in time: only if replies stopped coming */
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, gmcf->conn->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "gw_ratelimit: sending a batch of %ui requests, %ui keys",
-                   b->nreq, b->nkeys);
+                   b->rl.nreq, b->rl.nkeys);
 
     len = ngx_http_gw_ratelimit_format(b, 0);
 
-    cmd = ngx_http_gw_redis_send(gmcf->conn, gmcf->command, len,
-                                 (ngx_msec_t) timeout,
-                                 ngx_http_gw_ratelimit_reply, b);
+    cmd = (len == 0) ? NULL
+                     : ngx_http_gw_redis_send(route->node, gmcf->command, len,
+                                              (ngx_msec_t) timeout,
+                                              ngx_http_gw_ratelimit_reply, b);
 
     if (cmd == NULL) {
         /* every request of the batch follows its fail policy */
@@ -1172,72 +1084,33 @@ ngx_http_gw_ratelimit_flush(ngx_http_gw_ratelimit_main_conf_t *gmcf,
     }
 
     b->cmd = cmd;
-    gmcf->inflight++;
+    route->inflight++;
 }
 
 
-/*
- * The batch as one command, in the worker's command buffer:
- * EVALSHA sha1 nkeys key... id descriptors spec...,
- * or with eval, EVAL script nkeys ...
- */
+/* the batch as one command, in the worker's command buffer */
 
 static size_t
 ngx_http_gw_ratelimit_format(ngx_http_gw_ratelimit_batch_t *b,
     ngx_uint_t eval)
 {
-    u_char                             *p;
-    size_t                              n;
-    ngx_uint_t                          s;
+    ngx_str_t                           id;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
     u_char                              buf[NGX_INT_T_LEN + 64];
 
     gmcf = b->gmcf;
-    p = gmcf->command;
-
-    p = ngx_sprintf(p, "*%ui\r\n", 3 + b->nkeys + 2 + 4 * b->nspecs);
-
-    if (eval) {
-        p = ngx_sprintf(p, "$4\r\nEVAL\r\n$%uz\r\n%V\r\n",
-                        ngx_http_gw_ratelimit_script.len,
-                        &ngx_http_gw_ratelimit_script);
-
-    } else {
-        p = ngx_sprintf(p, "$7\r\nEVALSHA\r\n$40\r\n%V\r\n", &gmcf->sha1);
-    }
-
-    n = ngx_sprintf(buf, "%ui", b->nkeys) - buf;
-    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-    p = ngx_cpymem(p, b->keys, b->last - b->keys);
 
     /* the id: "<batch number, hex>.<worker token>" */
 
-    n = ngx_snprintf(buf, sizeof(buf), "%xi.%V", b->id, &gmcf->token) - buf;
-    p = ngx_http_gw_ratelimit_bulk(p, buf, n);
+    id.data = buf;
+    id.len = ngx_snprintf(buf, sizeof(buf), "%xi.%V", b->id, &gmcf->token)
+             - buf;
 
-    p = ngx_http_gw_ratelimit_bulk(p, b->desc, b->nkeys);
-
-    for (s = 0; s < b->nspecs; s++) {
-        p = ngx_cpymem(p, b->spec[s]->spec.data, b->spec[s]->spec.len);
+    if (ngx_http_gw_rl_batch_size(&b->rl, id.len) > gmcf->command_size) {
+        return 0;
     }
 
-    return p - gmcf->command;
-}
-
-
-/* a bulk string of the Redis protocol */
-
-static u_char *
-ngx_http_gw_ratelimit_bulk(u_char *p, u_char *data, size_t len)
-{
-    p = ngx_sprintf(p, "$%uz\r\n", len);
-    p = ngx_cpymem(p, data, len);
-
-    *p++ = CR;
-    *p++ = LF;
-
-    return p;
+    return ngx_http_gw_rl_batch_format(&b->rl, gmcf->command, eval, &id);
 }
 
 
@@ -1248,23 +1121,30 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     size_t                              len;
     u_char                              buf[128];
-    ngx_uint_t                          i, j, k;
-    ngx_http_gw_redis_t                *conn;
-    ngx_http_gw_ratelimit_verdicts_t   *v;
+    ngx_uint_t                          asking, i;
+    ngx_msec_int_t                      timeout;
+    ngx_http_gw_redis_t                *node, *to;
+    ngx_http_gw_redis_cmd_t            *cmd;
+    ngx_http_gw_rl_verdicts_t          *v;
+    ngx_http_gw_ratelimit_part_t       *part;
+    ngx_http_gw_ratelimit_route_t      *route;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
-    conn = gmcf->conn;
+    route = b->route;
+    node = route->node;
 
     /* the script cache was flushed: send the script itself, same deadline */
 
-    if (reply != NULL && !b->eval && ngx_http_gw_ratelimit_noscript(reply)) {
+    if (reply != NULL && !b->eval && ngx_http_gw_rl_noscript(reply)) {
         b->eval = 1;
 
         len = ngx_http_gw_ratelimit_format(b, 1);
 
-        if (ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK) {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, conn->log, 0,
+        if (len != 0
+            && ngx_http_gw_redis_resend(b->cmd, gmcf->command, len) == NGX_OK)
+        {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                            "gw_ratelimit: NOSCRIPT, sent EVAL");
             return;
         }
@@ -1272,9 +1152,9 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
 
     /* a held batch may go now, once this hiredis callback is over */
 
-    gmcf->inflight--;
+    route->inflight--;
 
-    if (gmcf->batch != NULL && !gmcf->flush.posted) {
+    if (!gmcf->flush.posted) {
         ngx_post_event(&gmcf->flush, &ngx_posted_events);
     }
 
@@ -1284,37 +1164,85 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+
+        /* a cluster's MOVED or ASK: the same batch, to the other server */
+
+        to = ngx_http_gw_redis_topology_redirect(gmcf->servers, node, reply,
+                                                 &asking);
+
+        timeout = b->start + gmcf->redis.timeout - ngx_current_msec;
+
+        if (to != NULL && b->redirects < 3 && timeout > 0) {
+            route = ngx_http_gw_ratelimit_route_of(gmcf, to);
+            len = ngx_http_gw_ratelimit_format(b, b->eval);
+
+            if (route != NULL && len != 0
+                && (!asking
+                    || ngx_http_gw_redis_topology_asking(to) == NGX_OK))
+            {
+                cmd = ngx_http_gw_redis_send(to, gmcf->command, len,
+                                             (ngx_msec_t) timeout,
+                                             ngx_http_gw_ratelimit_reply, b);
+                if (cmd != NULL) {
+                    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                                   "gw_ratelimit: %s, batch sent again",
+                                   asking ? "ASK" : "MOVED");
+
+                    b->redirects++;
+                    b->route = route;
+                    b->cmd = cmd;
+                    route->inflight++;
+                    return;
+                }
+            }
+        }
+
+        /*
+         * A cluster whose slots moved: nothing was charged (the script
+         * reads every key before it writes one), so the requests wait for
+         * the new map and go again, within their deadlines.
+         */
+
+        if (to == NULL
+            && gmcf->topology.mode == NGX_HTTP_GW_REDIS_CLUSTER
+            && ngx_http_gw_ratelimit_moved(reply))
+        {
+            for (i = 0; i < b->rl.nreq; i++) {
+                part = b->req[i];
+
+                if (part != NULL) {
+                    part->batch = NULL;
+                    part->waiting = 1;
+                    ngx_queue_insert_tail(&gmcf->waiting, &part->queue);
+                }
+            }
+
+            if (!gmcf->wait.timer_set && timeout > 0) {
+                ngx_add_timer(&gmcf->wait, (ngx_msec_t) timeout);
+            }
+
+            b->next = gmcf->free;
+            gmcf->free = b;
+            return;
+        }
+
         len = ngx_http_gw_redis_printable(buf, sizeof(buf),
                                           (u_char *) reply->str, reply->len);
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "script failed: \"%*s\"",
-                                    &conn->conf->name, len, buf);
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
+                                    "script failed: \"%*s\"", len, buf);
         ngx_http_gw_ratelimit_finish(b, NULL);
         return;
     }
 
-    /* what each request of the batch expects */
-
     v = gmcf->verdicts;
-    v->nreq = b->nreq;
-    k = 0;
 
-    for (i = 0; i < b->nreq; i++) {
-        v->nlimits[i] = b->nlimits[i];
-        v->details[i] = (b->desc[k] & NGX_HTTP_GW_RATELIMIT_DETAILS) ? 1 : 0;
-
-        for (j = 0; j < b->nlimits[i]; j++, k++) {
-            v->capacity[k] = b->spec[(b->desc[k] & 0x3f) - 1]->capacity;
-        }
-    }
-
-    if (ngx_http_gw_ratelimit_parse_batch(reply, v) != NGX_OK) {
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "unexpected script reply",
-                                    &conn->conf->name);
+    if (ngx_http_gw_rl_parse(reply, &b->rl, v) != NGX_OK) {
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
+                                    "unexpected script reply");
         ngx_http_gw_ratelimit_finish(b, NULL);
+
+        /* what comes next may answer other commands: a new connection */
+        ngx_http_gw_redis_fail_now(node);
         return;
     }
 
@@ -1322,66 +1250,67 @@ ngx_http_gw_ratelimit_reply(void *data, redisReply *reply)
         len = ngx_http_gw_redis_printable(buf, sizeof(buf),
                                           (u_char *) v->error->str,
                                           v->error->len);
-        ngx_http_gw_redis_log_error(conn, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
                                     "script failed for a request: \"%*s\"",
-                                    &conn->conf->name, len, buf);
+                                    len, buf);
     }
 
     ngx_http_gw_ratelimit_finish(b, v);
 }
 
 
+/* a cluster says keys are elsewhere (the map is being refreshed) */
+
+static ngx_uint_t
+ngx_http_gw_ratelimit_moved(redisReply *reply)
+{
+    return ngx_strstr(reply->str, "non local key") != NULL
+           || ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0
+           || ngx_strncmp(reply->str, "CLUSTERDOWN", 11) == 0;
+}
+
+
 /*
- * Every request still waiting for the batch gets its decision (with the
- * verdicts) or follows its fail policy (without), and resumes from the
- * posted events queue rather than from inside the hiredis callback; should
- * a request end before that, closing its connection (or stream) deletes
- * the posted event.  Then the batch is free again.
+ * Every part still waiting for the batch gets its verdict (with the
+ * verdicts) or fails (without); then the batch is free again.
  */
 
 static void
 ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
-    ngx_http_gw_ratelimit_verdicts_t *v)
+    ngx_http_gw_rl_verdicts_t *v)
 {
-    ngx_uint_t                          i, k;
-    ngx_http_request_t                 *r;
+    ngx_uint_t                          i, j, outcome;
     ngx_http_gw_ratelimit_ctx_t        *ctx;
+    ngx_http_gw_ratelimit_part_t       *part;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     gmcf = b->gmcf;
-    k = 0;
 
-    for (i = 0; i < b->nreq; k += b->nlimits[i], i++) {
-        ctx = b->req[i];
+    for (i = 0; i < b->rl.nreq; i++) {
+        part = b->req[i];
 
-        if (ctx == NULL) {
+        if (part == NULL) {
             /* the client went away: a late decision is discarded */
             continue;
         }
 
-        ctx->batch = NULL;
+        part->batch = NULL;
+        ctx = part->ctx;
 
-        if (v == NULL || v->outcome[i] == NGX_HTTP_GW_RATELIMIT_FAILED) {
-            ngx_http_gw_ratelimit_unavailable(ctx);
+        outcome = (v == NULL) ? NGX_HTTP_GW_RL_FAILED : v->outcome[i];
 
-        } else {
+        if (outcome != NGX_HTTP_GW_RL_FAILED) {
             if (v->known[i]) {
-                ngx_memcpy(ctx->results, &v->res[k],
-                           ctx->n * sizeof(ngx_http_gw_ratelimit_result_t));
-                ctx->known = 1;
-            }
+                for (j = 0; j < part->n; j++) {
+                    ctx->results[part->limit[j]] = v->res[part->ref + j];
+                }
 
-            ngx_http_gw_ratelimit_decide(ctx, v->outcome[i]
-                                         == NGX_HTTP_GW_RATELIMIT_ADMITTED);
+            } else {
+                ctx->known = 0;
+            }
         }
 
-        ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
-
-        r = ctx->request;
-        r->write_event_handler = ngx_http_gw_ratelimit_resume;
-
-        ngx_post_event(r->connection->write, &ngx_posted_events);
+        ngx_http_gw_ratelimit_part_done(part, outcome);
     }
 
     b->next = gmcf->free;
@@ -1390,172 +1319,192 @@ ngx_http_gw_ratelimit_finish(ngx_http_gw_ratelimit_batch_t *b,
 
 
 /*
- * Interprets a batch reply: an array with one element per request, each
- * checked against what the request asked.  Everything is checked: the
- * reply comes from the network, and a wrong decision is worse than none
- * (on NGX_ERROR every request of the batch follows its fail policy).  An
- * error element fails its request alone.
+ * A part is decided.  When the request's last one is, the request gets its
+ * decision (or follows its fail policy: when a part failed) and resumes
+ * from the posted events queue rather than from inside the hiredis
+ * callback; should the request end before that, closing its connection
+ * (or stream) deletes the posted event.
  */
 
-static ngx_int_t
-ngx_http_gw_ratelimit_parse_batch(redisReply *reply,
-    ngx_http_gw_ratelimit_verdicts_t *v)
+static void
+ngx_http_gw_ratelimit_part_done(ngx_http_gw_ratelimit_part_t *part,
+    ngx_uint_t outcome)
 {
-    ngx_uint_t   i, k, admitted, known;
-    redisReply  *e;
+    ngx_uint_t                    i, failed, denied;
+    ngx_http_request_t           *r;
+    ngx_http_gw_ratelimit_ctx_t  *ctx;
 
-    v->error = NULL;
+    ctx = part->ctx;
+    part->outcome = outcome;
 
-    if (reply == NULL
-        || reply->type != REDIS_REPLY_ARRAY
-        || v->nreq == 0
-        || v->nreq > NGX_HTTP_GW_RATELIMIT_BATCH
-        || reply->elements != v->nreq
-        || reply->element == NULL)
-    {
-        return NGX_ERROR;
+    if (--ctx->pending > 0) {
+        return;
     }
 
-    k = 0;
+    failed = 0;
+    denied = 0;
 
-    for (i = 0; i < v->nreq; i++) {
-        e = reply->element[i];
+    for (i = 0; i < ctx->nparts; i++) {
+        if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_FAILED) {
+            failed = 1;
 
-        if (v->nlimits[i] == 0
-            || v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS
-            || k + v->nlimits[i] > NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
-            || e == NULL)
-        {
-            return NGX_ERROR;
+        } else if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_DENIED) {
+            denied = 1;
         }
-
-        if (e->type == REDIS_REPLY_ERROR) {
-            v->outcome[i] = NGX_HTTP_GW_RATELIMIT_FAILED;
-            v->known[i] = 0;
-
-            if (v->error == NULL) {
-                v->error = e;
-            }
-
-        } else {
-            if (ngx_http_gw_ratelimit_parse_reply(e, v->nlimits[i],
-                                                  v->details[i],
-                                                  &v->capacity[k], &v->res[k],
-                                                  &admitted, &known)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            v->outcome[i] = admitted ? NGX_HTTP_GW_RATELIMIT_ADMITTED
-                                     : NGX_HTTP_GW_RATELIMIT_DENIED;
-            v->known[i] = (u_char) known;
-        }
-
-        k += v->nlimits[i];
     }
 
-    return NGX_OK;
+    if (failed) {
+        ngx_http_gw_ratelimit_unavailable(ctx);
+
+    } else {
+        ngx_http_gw_ratelimit_decide(ctx, !denied);
+    }
+
+    /* rejected: what the request's other hash slots charged goes back */
+
+    if (denied) {
+        for (i = 0; i < ctx->nparts; i++) {
+            if (ctx->parts[i].outcome == NGX_HTTP_GW_RL_ADMITTED) {
+                ngx_http_gw_ratelimit_refund(ctx->gmcf, &ctx->parts[i]);
+            }
+        }
+    }
+
+    ctx->state = NGX_HTTP_GW_RATELIMIT_DONE;
+
+    r = ctx->request;
+    r->write_event_handler = ngx_http_gw_ratelimit_resume;
+
+    ngx_post_event(r->connection->write, &ngx_posted_events);
 }
 
 
 /*
- * One request's element: the integer 1 when it was admitted and wanted no
- * details, otherwise {admitted, (allowed, remaining, reset, retry)...}.
+ * The charges of a part of a rejected request, taken back (the request is
+ * answered already: nothing waits for this, a failure is logged).
  */
 
-static ngx_int_t
-ngx_http_gw_ratelimit_parse_reply(redisReply *reply, ngx_uint_t n,
-    ngx_uint_t details, const ngx_uint_t *capacity,
-    ngx_http_gw_ratelimit_result_t *res, ngx_uint_t *admitted,
-    ngx_uint_t *known)
+static void
+ngx_http_gw_ratelimit_refund(ngx_http_gw_ratelimit_main_conf_t *gmcf,
+    ngx_http_gw_ratelimit_part_t *part)
 {
-    ngx_uint_t   i, k, all;
-    long long    v[4];
-    redisReply  *e;
+    size_t                        len;
+    ngx_str_t                     id, keys[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_uint_t                    i;
+    ngx_http_gw_redis_t          *node;
+    ngx_http_gw_rl_limit_t       *limits[NGX_HTTP_GW_RL_MAX_LIMITS];
+    ngx_http_gw_ratelimit_ctx_t  *ctx;
+    u_char                        buf[NGX_INT_T_LEN + 64];
 
-    if (n == 0 || n > NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
-        return NGX_ERROR;
+    ctx = part->ctx;
+
+    node = ngx_http_gw_redis_topology_node(gmcf->servers, part->slot);
+    if (node == NULL) {
+        return;
     }
 
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        if (reply->integer != 1 || details) {
-            return NGX_ERROR;
-        }
-
-        *admitted = 1;
-        *known = 0;
-
-        return NGX_OK;
+    for (i = 0; i < part->n; i++) {
+        keys[i] = ctx->keys[part->limit[i]];
+        limits[i] = &ctx->limits[part->limit[i]]->rl;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 1 + 4 * n
-        || reply->element == NULL)
+    id.data = buf;
+    id.len = ngx_snprintf(buf, sizeof(buf), "%xi.%V", part->batch_id,
+                          &gmcf->token)
+             - buf;
+
+    if (ngx_http_gw_rl_refund_size(limits, keys, part->n, id.len)
+        > gmcf->command_size)
     {
-        return NGX_ERROR;
+        return;
     }
 
-    e = reply->element[0];
+    len = ngx_http_gw_rl_refund_format(gmcf->command, limits, keys, part->n,
+                                       part->ref, &id);
 
-    if (e == NULL
-        || e->type != REDIS_REPLY_INTEGER
-        || (e->integer != 0 && e->integer != 1))
+    if (ngx_http_gw_redis_send(node, gmcf->command, len, gmcf->redis.timeout,
+                               ngx_http_gw_ratelimit_refunded, node)
+        == NULL)
     {
-        return NGX_ERROR;
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
+                                    "a refund could not be sent");
     }
-
-    *admitted = (ngx_uint_t) e->integer;
-    all = 1;
-
-    for (i = 0; i < n; i++) {
-
-        for (k = 0; k < 4; k++) {
-            e = reply->element[1 + 4 * i + k];
-
-            if (e == NULL || e->type != REDIS_REPLY_INTEGER
-                || e->integer < 0)
-            {
-                return NGX_ERROR;
-            }
-
-            v[k] = e->integer;
-        }
-
-        if (v[0] > 1 || v[1] > (long long) capacity[i]) {
-            return NGX_ERROR;
-        }
-
-        res[i].allowed = (ngx_uint_t) v[0];
-        res[i].remaining = (ngx_uint_t) v[1];
-        res[i].reset = (ngx_msec_t) ngx_min(v[2],
-                                            NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-        res[i].retry = (ngx_msec_t) ngx_min(v[3],
-                                            NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-
-        if (!res[i].allowed) {
-            all = 0;
-        }
-    }
-
-    if (*admitted != all) {
-        return NGX_ERROR;
-    }
-
-    *known = 1;
-
-    return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_gw_ratelimit_noscript(redisReply *reply)
+static void
+ngx_http_gw_ratelimit_refunded(void *data, redisReply *reply)
 {
-    return reply->type == REDIS_REPLY_ERROR
-           && reply->str != NULL
-           && reply->len >= sizeof("NOSCRIPT") - 1
-           && ngx_strncmp(reply->str, "NOSCRIPT", sizeof("NOSCRIPT") - 1)
-              == 0;
+    ngx_http_gw_redis_t *node = data;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_gw_redis_log_error(node, NGX_LOG_ERR, "a refund failed");
+    }
+}
+
+
+/* the servers changed (or are known at last): the waiting parts go */
+
+static void
+ngx_http_gw_ratelimit_changed(void *data)
+{
+    ngx_http_gw_ratelimit_main_conf_t *gmcf = data;
+
+    if (!gmcf->changed.posted) {
+        ngx_post_event(&gmcf->changed, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_gw_ratelimit_wait_handler(ngx_event_t *ev)
+{
+    ngx_queue_t                        *q, *next;
+    ngx_msec_int_t                      left, first;
+    ngx_http_gw_ratelimit_part_t       *part;
+    ngx_http_gw_ratelimit_main_conf_t  *gmcf;
+
+    gmcf = ev->data;
+
+    ev->timedout = 0;
+
+    if (gmcf->wait.timer_set) {
+        ngx_del_timer(&gmcf->wait);
+    }
+
+    first = 0;
+
+    for (q = ngx_queue_head(&gmcf->waiting);
+         q != ngx_queue_sentinel(&gmcf->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        part = ngx_queue_data(q, ngx_http_gw_ratelimit_part_t, queue);
+
+        left = part->ctx->start + gmcf->redis.timeout - ngx_current_msec;
+
+        if (left > 0
+            && ngx_http_gw_redis_topology_node(gmcf->servers, part->slot)
+               == NULL)
+        {
+            /* still not known */
+            if (first == 0 || left < first) {
+                first = left;
+            }
+
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        part->waiting = 0;
+
+        /* joins its server's batch now, or fails at its deadline */
+        ngx_http_gw_ratelimit_route(gmcf, part);
+    }
+
+    if (first > 0) {
+        ngx_add_timer(&gmcf->wait, (ngx_msec_t) first);
+    }
 }
 
 
@@ -1563,35 +1512,93 @@ static void
 ngx_http_gw_ratelimit_decide(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_uint_t admitted)
 {
-    ngx_uint_t           i;
-    ngx_str_t           *name;
-    ngx_http_request_t  *r;
+    ngx_uint_t                      i, t, level;
+    ngx_msec_t                      delay;
+    ngx_http_request_t             *r;
+    ngx_http_gw_rl_result_t        *res;
+    ngx_http_gw_ratelimit_limit_t  *limit;
 
     r = ctx->request;
+    res = ctx->results;
 
     if (admitted) {
+
+        /* like limit_req: excess beyond "delay=" waits, at the rate */
+
+        t = ctx->n;
+        ctx->delay = 0;
+
+        if (ctx->known && ctx->glcf->delaying) {
+
+            for (i = 0; i < ctx->n; i++) {
+                limit = ctx->limits[i];
+
+                if (limit->delay == NGX_HTTP_GW_RATELIMIT_NODELAY
+                    || res[i].excess <= limit->delay * 1000)
+                {
+                    continue;
+                }
+
+                delay = (ngx_msec_t) ((res[i].excess - limit->delay * 1000)
+                                      * limit->rl.interval / 1000000);
+
+                if (delay > ctx->delay || t == ctx->n) {
+                    ctx->delay = delay;
+                    t = i;
+                }
+            }
+        }
+
+        if (t == ctx->n) {
+            if (ctx->status == 0) {
+                ctx->status = NGX_HTTP_GW_RATELIMIT_PASSED;
+            }
+
+            return;
+        }
+
+        level = ctx->glcf->log_level;
+        level = (level == NGX_LOG_INFO) ? NGX_LOG_INFO : level + 1;
+
+        ngx_log_error(level, r->connection->log, 0,
+                      "delaying request%s, excess: %ui.%03ui, by zone \"%V\"",
+                      ctx->glcf->dry_run ? ", dry run" : "",
+                      res[t].excess / 1000, res[t].excess % 1000,
+                      &ctx->limits[t]->zone->name);
+
+        if (ctx->glcf->dry_run) {
+            ctx->delay = 0;
+
+            if (ctx->status == 0) {
+                ctx->status = NGX_HTTP_GW_RATELIMIT_DELAYED_DRY;
+            }
+
+            return;
+        }
+
         if (ctx->status == 0) {
-            ctx->status = NGX_HTTP_GW_RATELIMIT_PASSED;
+            ctx->status = NGX_HTTP_GW_RATELIMIT_DELAYED;
         }
 
         return;
     }
 
-    name = NULL;
-
-    for (i = 0; i < ctx->n; i++) {
-        if (!ctx->results[i].allowed) {
-            name = &ctx->limits[i]->zone->name;
+    for (t = 0; t < ctx->n - 1; t++) {
+        if (!res[t].allowed) {
             break;
         }
     }
 
+    /*
+     * limit_req's line, which fail2ban's nginx-limit-req filter matches:
+     * nothing may come between the zone and nginx's ", client: ..."
+     */
+
     ngx_log_error(ctx->glcf->log_level, r->connection->log, 0,
-                  "limiting requests%s%s by zone \"%V\"",
+                  "limiting requests%s, excess: %ui.%03ui by zone \"%V\"",
                   ctx->glcf->dry_run ? ", dry run" : "",
-                  ctx->status == NGX_HTTP_GW_RATELIMIT_ERROR
-                  ? ", redis unavailable, local limit" : "",
-                  name);
+                  res[t].excess / 1000, res[t].excess % 1000,
+                  &ctx->limits[t]->zone->name);
 
     if (ctx->glcf->dry_run) {
         if (ctx->status == 0) {
@@ -1624,7 +1631,8 @@ ngx_http_gw_ratelimit_unavailable(ngx_http_gw_ratelimit_ctx_t *ctx)
     case NGX_HTTP_GW_RATELIMIT_FAIL_CLOSED:
         if (ctx->glcf->dry_run) {
             ngx_log_error(ctx->glcf->log_level, ctx->request->connection->log,
-                          0, "limiting requests, dry run, redis unavailable");
+                          0, "gw_ratelimit: redis unavailable, dry run: not "
+                          "rejected with %ui", ctx->glcf->fail_status);
             return;
         }
 
@@ -1632,12 +1640,32 @@ ngx_http_gw_ratelimit_unavailable(ngx_http_gw_ratelimit_ctx_t *ctx)
         return;
 
     case NGX_HTTP_GW_RATELIMIT_FAIL_LOCAL:
-        if (ngx_http_gw_ratelimit_local(ctx, &admitted) == NGX_OK) {
+
+        switch (ngx_http_gw_ratelimit_local(ctx, &admitted)) {
+
+        case NGX_OK:
             ctx->known = 1;
             ngx_http_gw_ratelimit_decide(ctx, admitted);
+            return;
+
+        case NGX_DECLINED:
+            /* never let a client through uncounted */
+            ngx_http_gw_ratelimit_log_throttled(
+                &ngx_http_gw_ratelimit_uncounted, 1, NGX_LOG_ERR,
+                ctx->request->connection->log,
+                "gw_ratelimit: the local zone cannot hold the keys of a "
+                "request, rejected with %ui", ctx->glcf->fail_status);
+
+            if (!ctx->glcf->dry_run) {
+                ctx->closed = 1;
+            }
+
+            return;
+
+        default:
+            return;
         }
 
-        return;
 
     default: /* NGX_HTTP_GW_RATELIMIT_FAIL_OPEN */
         return;
@@ -1663,6 +1691,31 @@ ngx_http_gw_ratelimit_apply(ngx_http_request_t *r,
     if (ctx->rejected) {
         return ngx_http_gw_ratelimit_reject(r, ctx, ctx->glcf->status_code,
                                             "rate_limited");
+    }
+
+    if (ctx->delay) {
+
+        /* a timer on the connection's write event, as limit_req does */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "gw_ratelimit: delaying %M ms", ctx->delay);
+
+        if (r->connection->read->ready) {
+            ngx_post_event(r->connection->read, &ngx_posted_events);
+
+        } else if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_gw_ratelimit_delay;
+
+        r->connection->write->delayed = 1;
+        ngx_add_timer(r->connection->write, ctx->delay);
+
+        ctx->delay = 0;
+
+        return NGX_AGAIN;
     }
 
     /* a limit never grants access: the other access handlers decide */
@@ -1796,6 +1849,27 @@ ngx_http_gw_ratelimit_resume(ngx_http_request_t *r)
 }
 
 
+/* the end of a delay, or a write event before it */
+
+static void
+ngx_http_gw_ratelimit_delay(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    ngx_http_gw_ratelimit_resume(r);
+}
+
+
 /* the request is going away: a late decision must not find it */
 
 static void
@@ -1803,9 +1877,21 @@ ngx_http_gw_ratelimit_cleanup(void *data)
 {
     ngx_http_gw_ratelimit_ctx_t *ctx = data;
 
-    if (ctx->batch != NULL) {
-        ctx->batch->req[ctx->slot] = NULL;
-        ctx->batch = NULL;
+    ngx_uint_t                     i;
+    ngx_http_gw_ratelimit_part_t  *part;
+
+    for (i = 0; i < ctx->nparts; i++) {
+        part = &ctx->parts[i];
+
+        if (part->batch != NULL) {
+            part->batch->req[part->index] = NULL;
+            part->batch = NULL;
+        }
+
+        if (part->waiting) {
+            ngx_queue_remove(&part->queue);
+            part->waiting = 0;
+        }
     }
 }
 
@@ -1842,7 +1928,7 @@ static ngx_uint_t
 ngx_http_gw_ratelimit_tightest(ngx_http_gw_ratelimit_ctx_t *ctx)
 {
     ngx_uint_t                       i, t;
-    ngx_http_gw_ratelimit_result_t  *res;
+    ngx_http_gw_rl_result_t  *res;
 
     res = ctx->results;
     t = 0;
@@ -1883,6 +1969,12 @@ ngx_http_gw_ratelimit_retry(ngx_http_gw_ratelimit_ctx_t *ctx)
 /*
  * gw_ratelimit_fail local: the same limits, counted per instance in shared
  * memory.  Check every limit, then charge every limit, under one lock.
+ * Nothing of a decision stays in the zone between lock and unlock that
+ * another process would have to know about: the nodes the decision holds
+ * are only known to it (eviction is told to spare them), so a worker
+ * killed inside the lock leaves no trace once the master releases it.
+ * NGX_DECLINED: a key could not be counted (the request gets the fail
+ * status).
  */
 
 static ngx_int_t
@@ -1892,7 +1984,7 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     int64_t                         now;
     ngx_uint_t                      i, all;
     ngx_time_t                     *tp;
-    ngx_http_gw_ratelimit_node_t   *lr[NGX_HTTP_GW_RATELIMIT_MAX_LIMITS];
+    ngx_http_gw_ratelimit_node_t   *lr[NGX_HTTP_GW_RL_MAX_LIMITS];
     ngx_http_gw_ratelimit_local_t  *local;
 
     if (ctx->gmcf->shm_zone == NULL) {
@@ -1907,25 +1999,17 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
     ngx_shmtx_lock(&local->shpool->mutex);
 
     for (i = 0; i < ctx->n; i++) {
-        lr[i] = ngx_http_gw_ratelimit_local_lookup(local, &ctx->keys[i], now);
-
-        if (lr[i] != NULL) {
-            lr[i]->pinned = 1;
+        lr[i] = ngx_http_gw_ratelimit_local_lookup(local, &ctx->keys[i], now,
+                                                   lr, i);
+        if (lr[i] == NULL) {
+            ngx_shmtx_unlock(&local->shpool->mutex);
+            return NGX_DECLINED;
         }
     }
 
     all = 1;
 
     for (i = 0; i < ctx->n; i++) {
-        if (lr[i] == NULL) {
-            /* the zone is full: this limit cannot count, let it pass */
-            ngx_memzero(&ctx->results[i],
-                        sizeof(ngx_http_gw_ratelimit_result_t));
-            ctx->results[i].allowed = 1;
-            ctx->results[i].remaining = ctx->limits[i]->capacity;
-            continue;
-        }
-
         ngx_http_gw_ratelimit_local_eval(ctx->limits[i], lr[i], now, 0,
                                          &ctx->results[i]);
 
@@ -1934,17 +2018,11 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
         }
     }
 
-    for (i = 0; i < ctx->n; i++) {
-        if (lr[i] == NULL) {
-            continue;
-        }
-
-        if (all) {
+    if (all) {
+        for (i = 0; i < ctx->n; i++) {
             ngx_http_gw_ratelimit_local_eval(ctx->limits[i], lr[i], now, 1,
                                              &ctx->results[i]);
         }
-
-        lr[i]->pinned = 0;
     }
 
     ngx_shmtx_unlock(&local->shpool->mutex);
@@ -1955,17 +2033,30 @@ ngx_http_gw_ratelimit_local(ngx_http_gw_ratelimit_ctx_t *ctx,
 }
 
 
+/*
+ * The node of a key, found or made.  A new node first frees up to two
+ * nodes whose state ran out; when the zone is full, the least recently
+ * used nodes go (never one of the "held" nodes of the decision in
+ * progress) until one fits.  NULL only when nothing can be evicted.
+ */
+
 static ngx_http_gw_ratelimit_node_t *
 ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
-    ngx_str_t *key, int64_t now)
+    ngx_str_t *key, int64_t now, ngx_http_gw_ratelimit_node_t **held,
+    ngx_uint_t nheld)
 {
-    size_t                         size;
+    u_char                         id[20];
     uint32_t                       hash;
     ngx_int_t                      rc;
+    ngx_sha1_t                     sha1;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_gw_ratelimit_node_t  *lr;
 
-    hash = ngx_crc32_short(key->data, key->len);
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_final(id, &sha1);
+
+    ngx_memcpy(&hash, id, sizeof(uint32_t));
 
     node = local->sh->rbtree.root;
     sentinel = local->sh->rbtree.sentinel;
@@ -1984,7 +2075,7 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 
         lr = (ngx_http_gw_ratelimit_node_t *) &node->color;
 
-        rc = ngx_memn2cmp(key->data, lr->data, key->len, (size_t) lr->len);
+        rc = ngx_memcmp(id, lr->id, 20);
 
         if (rc == 0) {
             ngx_queue_remove(&lr->queue);
@@ -1995,22 +2086,19 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
         node = (rc < 0) ? node->left : node->right;
     }
 
-    size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_gw_ratelimit_node_t, data)
-           + key->len;
+    (void) ngx_http_gw_ratelimit_local_evict(local, now, 0, held, nheld);
 
-    ngx_http_gw_ratelimit_local_expire(local, now, 0);
+    for ( ;; ) {
+        node = ngx_slab_alloc_locked(local->shpool,
+                                     offsetof(ngx_rbtree_node_t, color)
+                                     + sizeof(ngx_http_gw_ratelimit_node_t));
+        if (node != NULL) {
+            break;
+        }
 
-    node = ngx_slab_alloc_locked(local->shpool, size);
-
-    if (node == NULL) {
-        ngx_http_gw_ratelimit_local_expire(local, now, 1);
-
-        node = ngx_slab_alloc_locked(local->shpool, size);
-        if (node == NULL) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "could not allocate node%s",
-                          local->shpool->log_ctx);
+        if (ngx_http_gw_ratelimit_local_evict(local, now, 1, held, nheld)
+            == 0)
+        {
             return NULL;
         }
     }
@@ -2019,14 +2107,13 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 
     lr = (ngx_http_gw_ratelimit_node_t *) &node->color;
 
-    lr->pinned = 0;
-    lr->len = (u_short) key->len;
     lr->expire = 0;
-    lr->a = 0;
-    lr->b = 0;
-    lr->c = 0;
+    lr->tat = 0;
+    lr->window = 0;
+    lr->count = 0;
+    lr->previous = 0;
 
-    ngx_memcpy(lr->data, key->data, key->len);
+    ngx_memcpy(lr->id, id, 20);
 
     ngx_rbtree_insert(&local->sh->rbtree, node);
 
@@ -2036,33 +2123,54 @@ ngx_http_gw_ratelimit_local_lookup(ngx_http_gw_ratelimit_local_t *local,
 }
 
 
-/* drop up to two stale nodes, or with force the least recently used one */
+/*
+ * From the least recently used end: without "live", up to two nodes whose
+ * state ran out (stopping at the first one still counting); with "live",
+ * the least recently used node, counting or not.  Held nodes are skipped.
+ * Returns the number of nodes freed.
+ */
 
-static void
-ngx_http_gw_ratelimit_local_expire(ngx_http_gw_ratelimit_local_t *local,
-    int64_t now, ngx_uint_t force)
+static ngx_uint_t
+ngx_http_gw_ratelimit_local_evict(ngx_http_gw_ratelimit_local_t *local,
+    int64_t now, ngx_uint_t live, ngx_http_gw_ratelimit_node_t **held,
+    ngx_uint_t nheld)
 {
-    ngx_uint_t                     n;
-    ngx_queue_t                   *q;
+    ngx_uint_t                     i, n;
+    ngx_queue_t                   *q, *prev;
     ngx_rbtree_node_t             *node;
     ngx_http_gw_ratelimit_node_t  *lr;
 
-    for (n = 0; n < 3; n++) {
+    n = 0;
 
-        if (ngx_queue_empty(&local->sh->queue)) {
-            return;
-        }
-
-        q = ngx_queue_last(&local->sh->queue);
+    for (q = ngx_queue_last(&local->sh->queue);
+         q != ngx_queue_sentinel(&local->sh->queue);
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
 
         lr = ngx_queue_data(q, ngx_http_gw_ratelimit_node_t, queue);
 
-        if (lr->pinned) {
-            return;
+        for (i = 0; i < nheld; i++) {
+            if (held[i] == lr) {
+                break;
+            }
         }
 
-        if (!(force && n == 0) && lr->expire > now) {
-            return;
+        if (i < nheld) {
+            continue;
+        }
+
+        if (!live && lr->expire > now) {
+            break;
+        }
+
+        if (live && lr->expire > now) {
+            ngx_http_gw_ratelimit_log_throttled(&ngx_http_gw_ratelimit_evicted,
+                60, NGX_LOG_WARN, ngx_cycle->log,
+                "gw_ratelimit: the local zone \"%V\" is full, the least "
+                "recently used keys are forgotten before their time; "
+                "consider a larger gw_ratelimit_local_size",
+                &local->name);
         }
 
         ngx_queue_remove(q);
@@ -2073,80 +2181,94 @@ ngx_http_gw_ratelimit_local_expire(ngx_http_gw_ratelimit_local_t *local,
         ngx_rbtree_delete(&local->sh->rbtree, node);
 
         ngx_slab_free_locked(local->shpool, node);
+
+        n++;
+
+        if (live || n == 2) {
+            break;
+        }
     }
+
+    return n;
 }
 
 
 /*
- * The script's algorithms on a local node (usec); the sliding window is
- * approximated here by weighting the previous fixed window's count, which
- * needs no per-request log in shared memory.
+ * The script's algorithms, with its names, on a local node (usec); the
+ * sliding window is approximated here by weighting the previous fixed
+ * window's count, which needs no per-request log in shared memory.
  */
 
 static void
 ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
     ngx_http_gw_ratelimit_node_t *lr, int64_t now, ngx_uint_t charge,
-    ngx_http_gw_ratelimit_result_t *res)
+    ngx_http_gw_rl_result_t *res)
 {
-    double                         T, cap, tat, d, est, q, left, wait;
-    int64_t                        p, w, e, cur, prev;
-    ngx_http_gw_ratelimit_zone_t  *zone;
+    double                   estimate, left, wait;
+    int64_t                  tat, interval, tolerance, queued, period;
+    int64_t                  window, count, previous, elapsed, capacity, rate;
+    ngx_http_gw_rl_limit_t  *rl;
 
-    zone = limit->zone;
-    p = (int64_t) zone->period * 1000000;
-    q = (double) (zone->count + limit->burst);
+    rl = &limit->rl;
 
     res->remaining = 0;
     res->reset = 0;
     res->retry = 0;
+    res->excess = 0;
 
-    switch (zone->algorithm) {
+    switch (rl->algorithm) {
 
-    case NGX_HTTP_GW_RATELIMIT_GCRA:
-        T = (double) p / zone->count;
-        cap = (limit->burst + 1) * T;
-        tat = (double) ngx_max(lr->a, now);
+    case NGX_HTTP_GW_RL_GCRA:
+        interval = (int64_t) rl->interval;
+        tolerance = (int64_t) rl->tolerance;
 
-        res->allowed = (tat + T - now <= cap + 1);
+        tat = ngx_max(lr->tat, now);
 
-        if (charge) {
-            tat += T;
-            lr->a = (int64_t) (tat + 0.5);
-            lr->expire = lr->a;
-        }
-
-        d = tat - now;
-
-        left = (cap - d) / T + 0.000001;
-        res->remaining = left > 0 ? (ngx_uint_t) left : 0;
-
-        if (d > 0) {
-            wait = d - (ngx_uint_t) ((d - 1) / T) * T;
-            res->reset = (ngx_msec_t) ((wait + 999) / 1000);
-        }
+        res->excess = (ngx_uint_t) ((tat - now) * 1000 / interval);
+        res->allowed = (tat + interval - now <= tolerance);
 
         if (!res->allowed) {
-            wait = (double) ngx_max(lr->a, now) + T - now - cap;
-            res->retry = (ngx_msec_t) ((wait + 999) / 1000);
+            res->retry = (ngx_msec_t) ((tat + interval - now - tolerance
+                                        + 999) / 1000);
+
+        } else if (charge) {
+            tat += interval;
+            lr->tat = tat;
+            lr->expire = tat;
+        }
+
+        queued = tat - now;
+        res->remaining = (ngx_uint_t) ((tolerance - queued) / interval);
+
+        if (queued > 0) {
+            res->reset = (ngx_msec_t) ((queued
+                                        - (queued - 1) / interval * interval
+                                        + 999) / 1000);
         }
 
         break;
 
-    case NGX_HTTP_GW_RATELIMIT_FIXED:
-        w = now / p;
-        cur = (lr->a == w) ? lr->b : 0;
+    case NGX_HTTP_GW_RL_FIXED:
+        period = (int64_t) rl->period;
+        capacity = (int64_t) rl->capacity;
+        rate = (int64_t) rl->rate;
 
-        res->allowed = (cur < q);
+        window = now / period;
+        count = (lr->window == window) ? lr->count : 0;
 
-        if (charge) {
-            cur++;
-            lr->a = w;
-            lr->b = cur;
-            lr->expire = (w + 1) * p;
+        res->excess = (count + 1 > rate) ? (count + 1 - rate) * 1000 : 0;
+        res->allowed = (count < capacity);
+
+        if (res->allowed && charge) {
+            count++;
+            lr->window = window;
+            lr->count = count;
+            lr->expire = (window + 1) * period;
         }
 
-        res->remaining = (cur < q) ? (ngx_uint_t) (q - cur) : 0;
-        res->reset = (ngx_msec_t) (((w + 1) * p - now + 999) / 1000);
+        res->remaining = (count < capacity) ? capacity - count : 0;
+        res->reset = (ngx_msec_t) (((window + 1) * period - now + 999)
+                                   / 1000);
 
         if (!res->allowed) {
             res->retry = res->reset;
@@ -2154,46 +2276,55 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
 
         break;
 
-    default: /* NGX_HTTP_GW_RATELIMIT_SLIDING */
-        w = now / p;
-        e = now - w * p;
+    default: /* NGX_HTTP_GW_RL_SLIDING */
+        period = (int64_t) rl->period;
+        capacity = (int64_t) rl->capacity;
+        rate = (int64_t) rl->rate;
 
-        if (lr->a == w) {
-            cur = lr->b;
-            prev = lr->c;
+        window = now / period;
+        elapsed = now - window * period;
 
-        } else if (lr->a == w - 1) {
-            cur = 0;
-            prev = lr->b;
+        if (lr->window == window) {
+            count = lr->count;
+            previous = lr->previous;
+
+        } else if (lr->window == window - 1) {
+            count = 0;
+            previous = lr->count;
 
         } else {
-            cur = 0;
-            prev = 0;
+            count = 0;
+            previous = 0;
         }
 
-        est = (double) prev * (p - e) / p + cur;
+        estimate = (double) previous * (period - elapsed) / period + count;
 
-        res->allowed = (est + 1 <= q + 0.000001);
+        left = estimate + 1 - rate;
+        res->excess = left > 0 ? (ngx_uint_t) (left * 1000) : 0;
+        res->allowed = (estimate + 1 <= capacity + 0.000001);
 
-        if (charge) {
-            cur++;
-            est += 1;
-            lr->a = w;
-            lr->b = cur;
-            lr->c = prev;
-            lr->expire = (w + 2) * p;
+        if (res->allowed && charge) {
+            count++;
+            estimate += 1;
+            lr->window = window;
+            lr->count = count;
+            lr->previous = previous;
+            lr->expire = (window + 2) * period;
         }
 
-        left = q - est + 0.000001;
+        left = capacity - estimate + 0.000001;
         res->remaining = left > 0 ? (ngx_uint_t) left : 0;
-        res->reset = (ngx_msec_t) ((p - e + 999) / 1000);
+        res->reset = (ngx_msec_t) ((period - elapsed + 999) / 1000);
 
         if (!res->allowed) {
-            if (cur + 1 <= q && prev > 0) {
-                wait = (p - e) - (q - 1 - cur) * p / prev;
+            if (count + 1 <= capacity && previous > 0) {
+                wait = (period - elapsed)
+                       - (double) (capacity - 1 - count) * period / previous;
 
             } else {
-                wait = (p - e) + p - (cur > 0 ? (q - 1) * p / cur : 0);
+                wait = (period - elapsed) + period
+                       - (count > 0 ? (double) (capacity - 1) * period / count
+                                    : 0);
             }
 
             res->retry = (ngx_msec_t) ((ngx_max(wait, 0) + 999) / 1000);
@@ -2202,8 +2333,46 @@ ngx_http_gw_ratelimit_local_eval(ngx_http_gw_ratelimit_limit_t *limit,
         break;
     }
 
-    res->reset = ngx_min(res->reset, NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
-    res->retry = ngx_min(res->retry, NGX_HTTP_GW_RATELIMIT_MAX_MSEC);
+    res->excess = ngx_min(res->excess, (rl->burst + 1) * 1000);
+    res->reset = ngx_min(res->reset, NGX_HTTP_GW_RL_MAX_MSEC);
+    res->retry = ngx_min(res->retry, NGX_HTTP_GW_RL_MAX_MSEC);
+}
+
+
+/* at most one line per interval per worker, however many there would be */
+
+static void ngx_cdecl
+ngx_http_gw_ratelimit_log_throttled(ngx_http_gw_ratelimit_throttle_t *t,
+    time_t interval, ngx_uint_t level, ngx_log_t *log, const char *fmt, ...)
+{
+    u_char   *p, *last;
+    va_list   args;
+    u_char    buf[NGX_MAX_ERROR_STR];
+
+    if (log->log_level < level) {
+        return;
+    }
+
+    if (t->sec != 0 && ngx_time() - t->sec < interval) {
+        t->suppressed++;
+        return;
+    }
+
+    last = buf + sizeof(buf);
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, last, fmt, args);
+    va_end(args);
+
+    if (t->suppressed) {
+        p = ngx_slprintf(p, last, " (%ui similar messages suppressed)",
+                         t->suppressed);
+    }
+
+    ngx_log_error(level, log, 0, "%*s", p - buf, buf);
+
+    t->sec = ngx_time();
+    t->suppressed = 0;
 }
 
 
@@ -2229,7 +2398,7 @@ ngx_http_gw_ratelimit_rbtree_insert_value(ngx_rbtree_node_t *temp,
             lrn = (ngx_http_gw_ratelimit_node_t *) &node->color;
             lrnt = (ngx_http_gw_ratelimit_node_t *) &temp->color;
 
-            p = (ngx_memn2cmp(lrn->data, lrnt->data, lrn->len, lrnt->len) < 0)
+            p = (ngx_memcmp(lrn->id, lrnt->id, 20) < 0)
                 ? &temp->left : &temp->right;
         }
 
@@ -2310,7 +2479,7 @@ ngx_http_gw_ratelimit_header_filter(ngx_http_request_t *r)
     ngx_http_gw_ratelimit_ctx_t     *ctx;
     ngx_http_gw_ratelimit_zone_t    *zone;
     ngx_http_gw_ratelimit_limit_t   *limit;
-    ngx_http_gw_ratelimit_result_t  *res;
+    ngx_http_gw_rl_result_t  *res;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
@@ -2369,7 +2538,7 @@ ngx_http_gw_ratelimit_header_filter(ngx_http_request_t *r)
             *p++ = ' ';
         }
 
-        if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_GCRA) {
+        if (zone->algorithm == NGX_HTTP_GW_RL_GCRA) {
             p = ngx_sprintf(p, "\"%V\";q=%ui;w=%ui", &zone->name,
                             zone->count, zone->period);
 
@@ -2522,12 +2691,10 @@ ngx_http_gw_ratelimit_create_main_conf(ngx_conf_t *cf)
      *     gmcf->prefix = { 0, NULL };
      *     gmcf->shm_zone = NULL;
      *     gmcf->local_used = 0;
-     *     gmcf->spec_max = 0;
-     *     gmcf->conn = NULL;
-     *     gmcf->batch = NULL;
+     *     gmcf->servers = NULL;
+     *     gmcf->nroutes = 0;
      *     gmcf->free = NULL;
      *     gmcf->batches = 0;
-     *     gmcf->inflight = 0;
      *     gmcf->flush = { 0 };
      */
 
@@ -2546,9 +2713,8 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
-    u_char                         *p, hash[20];
+    u_char                         *p;
     ngx_uint_t                      i;
-    ngx_sha1_t                      sha1;
     ngx_http_gw_ratelimit_zone_t  **zones, *zone;
 
     ngx_conf_init_size_value(gmcf->local_size, 1024 * 1024);
@@ -2576,7 +2742,7 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
     for (i = 0; i < gmcf->zones.nelts; i++) {
         zone = zones[i];
 
-        zone->prefix.len = gmcf->prefix.len + zone->name.len + 2;
+        zone->prefix.len = gmcf->prefix.len + zone->name.len + 3;
         zone->prefix.data = ngx_pnalloc(cf->pool, zone->prefix.len);
         if (zone->prefix.data == NULL) {
             return NGX_CONF_ERROR;
@@ -2586,23 +2752,13 @@ ngx_http_gw_ratelimit_init_main_conf(ngx_conf_t *cf, void *conf)
                        gmcf->prefix.len);
         p = ngx_cpymem(p, zone->name.data, zone->name.len);
         *p++ = ':';
-        *p = ngx_http_gw_ratelimit_algorithm_tags[zone->algorithm];
+        *p++ = ngx_http_gw_ratelimit_algorithm_tags[zone->algorithm];
+        *p = ':';
     }
 
-    gmcf->sha1.len = 40;
-    gmcf->sha1.data = ngx_pnalloc(cf->pool, 40);
-    if (gmcf->sha1.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, ngx_http_gw_ratelimit_script.data,
-                    ngx_http_gw_ratelimit_script.len);
-    ngx_sha1_final(hash, &sha1);
-
-    ngx_hex_dump(gmcf->sha1.data, hash, 20);
-
-    gmcf->redis.script = ngx_http_gw_ratelimit_script;
+    gmcf->redis.script = ngx_http_gw_rl_script;
+    gmcf->redis.log_prefix = "gw_ratelimit: ";
+    gmcf->topology.sentinel.log_prefix = "gw_ratelimit: ";
 
     return NGX_CONF_OK;
 }
@@ -2637,6 +2793,8 @@ ngx_http_gw_ratelimit_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_gw_ratelimit_loc_conf_t *prev = parent;
     ngx_http_gw_ratelimit_loc_conf_t *conf = child;
 
+    ngx_uint_t                          i;
+    ngx_http_gw_ratelimit_limit_t      *limits;
     ngx_http_gw_ratelimit_main_conf_t  *gmcf;
 
     ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
@@ -2666,6 +2824,18 @@ ngx_http_gw_ratelimit_merge_loc_conf(ngx_conf_t *cf, void *parent,
         gmcf->local_used = 1;
     }
 
+    /* an admitted request is only delayed when its excess can pass delay= */
+
+    limits = conf->limits->elts;
+
+    for (i = 0; i < conf->limits->nelts; i++) {
+        if (limits[i].delay != NGX_HTTP_GW_RATELIMIT_NODELAY
+            && limits[i].burst > limits[i].delay)
+        {
+            conf->delaying = 1;
+        }
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -2677,11 +2847,9 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
     ngx_http_gw_ratelimit_main_conf_t *gmcf, ngx_array_t *limits)
 {
     u_char                         *p;
-    size_t                          n;
     ngx_uint_t                      i, j;
     ngx_http_gw_ratelimit_zone_t  **zones, *zone;
     ngx_http_gw_ratelimit_limit_t  *limit;
-    u_char                          buf[NGX_INT64_LEN];
 
     limit = limits->elts;
     zones = gmcf->zones.elts;
@@ -2716,13 +2884,13 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
             limit[i].burst = zone->burst;
         }
 
-        if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_GCRA) {
+        if (zone->algorithm == NGX_HTTP_GW_RL_GCRA) {
             limit[i].capacity = limit[i].burst + 1;
 
         } else {
             limit[i].capacity = zone->count + limit[i].burst;
 
-            if (zone->algorithm == NGX_HTTP_GW_RATELIMIT_SLIDING
+            if (zone->algorithm == NGX_HTTP_GW_RL_SLIDING
                 && limit[i].capacity > NGX_HTTP_GW_RATELIMIT_MAX_LOG)
             {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -2735,31 +2903,16 @@ ngx_http_gw_ratelimit_resolve(ngx_conf_t *cf,
             }
         }
 
-        /* the script's four arguments, in the Redis protocol */
+        /* the limit as the script has it, and its arguments */
 
-        p = ngx_pnalloc(cf->pool, 4 * (sizeof("$\r\n\r\n") - 1
-                                       + 2 * NGX_INT64_LEN));
+        p = ngx_pnalloc(cf->pool, NGX_HTTP_GW_RL_LIMIT_ARGS);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        limit[i].spec.data = p;
-
-        n = ngx_sprintf(buf, "%ui", zone->algorithm) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%uL", (uint64_t) zone->period * 1000000) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%ui", zone->count) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        n = ngx_sprintf(buf, "%ui", limit[i].burst) - buf;
-        p = ngx_http_gw_ratelimit_bulk(p, buf, n);
-
-        limit[i].spec.len = p - limit[i].spec.data;
-
-        gmcf->spec_max = ngx_max(gmcf->spec_max, limit[i].spec.len);
+        ngx_http_gw_rl_limit_init(&limit[i].rl, zone->algorithm,
+                                  zone->period, zone->count, limit[i].burst,
+                                  p);
 
         limit[i].zone = zone;
     }
@@ -2773,18 +2926,16 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
-    u_char                    *p;
-    ngx_str_t                 *value, s;
-    ngx_url_t                  u;
-    ngx_int_t                  n;
-    ngx_msec_t                 ms;
-    ngx_uint_t                 i;
-    ngx_http_gw_redis_conf_t  *rc;
-#if (NGX_HAVE_UNIX_DOMAIN)
-    struct sockaddr_un        *saun;
-#endif
+    ngx_str_t                          *value, s;
+    ngx_int_t                           n;
+    ngx_msec_t                          ms;
+    ngx_uint_t                          i, naddrs;
+    ngx_http_gw_redis_conf_t           *rc, *sc;
+    ngx_http_gw_redis_topology_conf_t  *tc;
 
     rc = &gmcf->redis;
+    tc = &gmcf->topology;
+    sc = &tc->sentinel;
 
     if (rc->name.len) {
         return "is duplicate";
@@ -2792,95 +2943,77 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in redis address \"%V\"", u.err, &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.uri.len || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\"", &u.url);
-        return NGX_CONF_ERROR;
-    }
-
-    /*
-     * Names are resolved here, in the master, like "upstream" servers:
-     * hiredis only ever sees a numeric address, so a worker never waits
-     * for DNS.  The first address is used.
-     */
-
-    switch (u.addrs[0].sockaddr->sa_family) {
-
-#if (NGX_HAVE_UNIX_DOMAIN)
-    case AF_UNIX:
-        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
-        rc->host.len = ngx_strlen(saun->sun_path);
-        rc->host.data = ngx_pnalloc(cf->pool, rc->host.len + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(rc->host.data, (u_char *) saun->sun_path,
-                    rc->host.len + 1);
-        rc->port = 0;
-        break;
-#endif
-
-    default:
-        rc->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (rc->host.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                     u.addrs[0].socklen, rc->host.data,
-                                     NGX_SOCKADDR_STRLEN, 0);
-        rc->host.data[rc->host.len] = '\0';
-        rc->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    }
-
-    rc->name = value[1];
     rc->timeout = 50;
     rc->connect_timeout = 100;
+    tc->mode = NGX_HTTP_GW_REDIS_SINGLE;
+    naddrs = 0;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    /* the parameters first: the mode says what the addresses are */
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
+    for (i = 1; i < cf->args->nelts; i++) {
 
+        if (ngx_http_gw_conf_param(&value[i], "sentinel=", &s)) {
             if (s.len == 0) {
-                goto invalid;
+                goto empty;
+            }
+
+            if (tc->mode != NGX_HTTP_GW_REDIS_SINGLE) {
+                goto modes;
+            }
+
+            tc->mode = NGX_HTTP_GW_REDIS_SENTINEL;
+            tc->master = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "cluster", NULL)) {
+            if (tc->mode != NGX_HTTP_GW_REDIS_SINGLE) {
+                goto modes;
+            }
+
+            tc->mode = NGX_HTTP_GW_REDIS_CLUSTER;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "password=", &s)) {
+            if (s.len == 0) {
+                goto empty;
             }
 
             rc->password = s;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            s.len = value[i].len - 5;
-            s.data = value[i].data + 5;
-
+        if (ngx_http_gw_conf_param(&value[i], "user=", &s)) {
             if (s.len == 0) {
-                goto invalid;
+                goto empty;
             }
 
             rc->user = s;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 3, 1000000);
-            if (n == NGX_ERROR) {
+        if (ngx_http_gw_conf_param(&value[i], "sentinel_password=", &s)) {
+            if (s.len == 0) {
+                goto empty;
+            }
+
+            sc->password = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "sentinel_user=", &s)) {
+            if (s.len == 0) {
+                goto empty;
+            }
+
+            sc->user = s;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "db=", &s)) {
+            n = ngx_atoi(s.data, s.len);
+            if (n == NGX_ERROR || n > 1000000) {
                 goto invalid;
             }
 
@@ -2888,33 +3021,31 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
-            || ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0)
-        {
-            p = (u_char *) ngx_strchr(value[i].data, '=') + 1;
-            s.len = value[i].data + value[i].len - p;
-            s.data = p;
-
+        if (ngx_http_gw_conf_param(&value[i], "timeout=", &s)) {
             ms = ngx_parse_time(&s, 0);
             if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
                 goto invalid;
             }
 
-            if (value[i].data[0] == 't') {
-                rc->timeout = ms;
-
-            } else {
-                rc->connect_timeout = ms;
-            }
-
+            rc->timeout = ms;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
-            s.len = value[i].len - 7;
-            s.data = value[i].data + 7;
+        if (ngx_http_gw_conf_param(&value[i], "connect_timeout=", &s)) {
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
 
-            if (s.len == 0 || s.len > NGX_HTTP_GW_RATELIMIT_MAX_PREFIX) {
+            rc->connect_timeout = ms;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "prefix=", &s)) {
+            if (s.len == 0 || s.len > NGX_HTTP_GW_RATELIMIT_MAX_PREFIX
+                || ngx_strlchr(s.data, s.data + s.len, '{') != NULL
+                || ngx_strlchr(s.data, s.data + s.len, '}') != NULL)
+            {
                 goto invalid;
             }
 
@@ -2922,23 +3053,201 @@ ngx_http_gw_ratelimit_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        goto invalid;
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL)
+        {
+            return ngx_http_gw_conf_invalid_param(cf, &value[i]);
+        }
+
+        naddrs++;
     }
 
-    if (rc->user.len && rc->password.len == 0) {
+    if (naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "no redis address");
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > 1 && tc->mode == NGX_HTTP_GW_REDIS_SINGLE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "several redis addresses need \"sentinel=\" or "
+                           "\"cluster\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > NGX_HTTP_GW_REDIS_MAX_NODES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "more than %d redis addresses",
+                           NGX_HTTP_GW_REDIS_MAX_NODES);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tc->mode == NGX_HTTP_GW_REDIS_CLUSTER && rc->db != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a redis cluster has no \"db=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tc->mode != NGX_HTTP_GW_REDIS_SENTINEL
+        && (sc->password.len || sc->user.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_password=\" and \"sentinel_user=\" "
+                           "need \"sentinel=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if ((rc->user.len && rc->password.len == 0)
+        || (sc->user.len && sc->password.len == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"user=\" requires \"password=\"");
         return NGX_CONF_ERROR;
     }
 
+    /* the addresses: sentinels, a cluster's seeds, or the one server */
+
+    if (ngx_array_init(&tc->addrs, cf->pool, naddrs,
+                       sizeof(ngx_http_gw_redis_addr_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL
+            || ngx_http_gw_conf_param(&value[i], "cluster", NULL))
+        {
+            continue;
+        }
+
+        if (ngx_http_gw_ratelimit_address(cf, &value[i],
+                                          tc->mode == NGX_HTTP_GW_REDIS_SENTINEL
+                                          ? 26379 : 6379,
+                                          &tc->addrs)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the sessions */
+
+    rc->name = (tc->mode == NGX_HTTP_GW_REDIS_SENTINEL)
+               ? tc->master
+               : ((ngx_http_gw_redis_addr_t *) tc->addrs.elts)[0].name;
+    rc->master = (tc->mode == NGX_HTTP_GW_REDIS_SENTINEL);
+
+    tc->redis = rc;
+    tc->refresh = 5000;
+
+    sc->name = rc->name;
+    sc->timeout = rc->timeout;
+    sc->connect_timeout = rc->connect_timeout;
+
     return NGX_CONF_OK;
 
+modes:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"sentinel=\" and \"cluster\" are mutually "
+                       "exclusive, and each is once");
+
+    return NGX_CONF_ERROR;
+
 invalid:
+
+    /* only parameters that hold no secret get here */
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+
+empty:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty parameter \"%*s\"",
+                       value[i].len, value[i].data);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A server's address: "host[:port]" or "unix:/path".  Names are resolved
+ * here, in the master, like "upstream" servers: hiredis only ever sees a
+ * numeric address, so a worker never waits for DNS.  The first address of
+ * a name is used.
+ */
+
+static ngx_int_t
+ngx_http_gw_ratelimit_address(ngx_conf_t *cf, ngx_str_t *value,
+    in_port_t port, ngx_array_t *addrs)
+{
+    ngx_url_t                  u;
+    ngx_http_gw_redis_addr_t  *a;
+#if (NGX_HAVE_UNIX_DOMAIN)
+    struct sockaddr_un        *saun;
+#endif
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *value;
+    u.default_port = port;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in redis address \"%V\"", u.err, &u.url);
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (u.uri.len || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis address \"%V\"", &u.url);
+        return NGX_ERROR;
+    }
+
+    a = ngx_array_push(addrs);
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->name = *value;
+
+    switch (u.addrs[0].sockaddr->sa_family) {
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+    case AF_UNIX:
+        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
+        a->host.len = ngx_strlen(saun->sun_path);
+        a->host.data = ngx_pnalloc(cf->pool, a->host.len + 1);
+        if (a->host.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_cpystrn(a->host.data, (u_char *) saun->sun_path,
+                    a->host.len + 1);
+        a->port = 0;
+        break;
+#endif
+
+    default:
+        a->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (a->host.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->host.len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen,
+                                    a->host.data, NGX_SOCKADDR_STRLEN, 0);
+        a->host.data[a->host.len] = '\0';
+        a->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -2948,9 +3257,8 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_gw_ratelimit_main_conf_t *gmcf = conf;
 
     u_char                             *p, c;
-    size_t                              len;
     ngx_int_t                           n;
-    ngx_str_t                          *value, name;
+    ngx_str_t                          *value, name, s;
     ngx_uint_t                          i, j;
     ngx_http_gw_ratelimit_zone_t       *zone, **zp, **zones;
     ngx_http_compile_complex_value_t    ccv;
@@ -2999,13 +3307,11 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;
+    zone->algorithm = NGX_HTTP_GW_RL_GCRA;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.len = value[i].len - 5;
-            name.data = value[i].data + 5;
+        if (ngx_http_gw_conf_param(&value[i], "zone=", &name)) {
 
             if (name.len == 0 || name.len > NGX_HTTP_GW_RATELIMIT_MAX_NAME) {
                 goto invalid_name;
@@ -3026,28 +3332,26 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "rate=", 5) == 0) {
+        if (ngx_http_gw_conf_param(&value[i], "rate=", &s)) {
 
-            len = value[i].len;
-            p = value[i].data + len - 3;
+            p = s.data + s.len - 3;
 
-            if (len > 8 && ngx_strncmp(p, "r/s", 3) == 0) {
+            if (s.len > 3 && ngx_strncmp(p, "r/s", 3) == 0) {
                 zone->period = 1;
 
-            } else if (len > 8 && ngx_strncmp(p, "r/m", 3) == 0) {
+            } else if (s.len > 3 && ngx_strncmp(p, "r/m", 3) == 0) {
                 zone->period = 60;
 
-            } else if (len > 8 && ngx_strncmp(p, "r/h", 3) == 0) {
+            } else if (s.len > 3 && ngx_strncmp(p, "r/h", 3) == 0) {
                 zone->period = 3600;
 
             } else {
                 goto invalid_rate;
             }
 
-            value[i].len -= 3;
-            n = ngx_http_gw_ratelimit_number(&value[i], 5,
+            s.len -= 3;
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
-            value[i].len += 3;
 
             if (n == NGX_ERROR || n == 0) {
                 goto invalid_rate;
@@ -3057,8 +3361,8 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 6,
+        if (ngx_http_gw_conf_param(&value[i], "burst=", &s)) {
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
             if (n == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -3070,22 +3374,20 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "algorithm=", 10) == 0) {
-            name.len = value[i].len - 10;
-            name.data = value[i].data + 10;
+        if (ngx_http_gw_conf_param(&value[i], "algorithm=", &name)) {
 
             if (name.len == 4 && ngx_strncmp(name.data, "gcra", 4) == 0) {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_GCRA;
+                zone->algorithm = NGX_HTTP_GW_RL_GCRA;
 
             } else if (name.len == 12
                        && ngx_strncmp(name.data, "fixed_window", 12) == 0)
             {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_FIXED;
+                zone->algorithm = NGX_HTTP_GW_RL_FIXED;
 
             } else if (name.len == 14
                        && ngx_strncmp(name.data, "sliding_window", 14) == 0)
             {
-                zone->algorithm = NGX_HTTP_GW_RATELIMIT_SLIDING;
+                zone->algorithm = NGX_HTTP_GW_RL_SLIDING;
 
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -3098,9 +3400,7 @@ ngx_http_gw_ratelimit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
     }
 
     if (zone->name.len == 0) {
@@ -3164,9 +3464,9 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_gw_ratelimit_loc_conf_t *glcf = conf;
 
-    ngx_int_t                       n;
-    ngx_str_t                      *value, name;
-    ngx_uint_t                      i, j;
+    ngx_int_t                       n, v;
+    ngx_str_t                      *value, name, s;
+    ngx_uint_t                      i, j, delay, nodelay;
     ngx_http_gw_ratelimit_limit_t  *limit, *limits;
 
     value = cf->args->elts;
@@ -3186,17 +3486,43 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_null(&name);
     n = NGX_CONF_UNSET_UINT;
+    delay = NGX_CONF_UNSET_UINT;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.len = value[i].len - 5;
-            name.data = value[i].data + 5;
+        if (ngx_http_gw_conf_param(&value[i], "zone=", &name)) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
-            n = ngx_http_gw_ratelimit_number(&value[i], 6,
+        nodelay = ngx_http_gw_conf_param(&value[i], "nodelay", NULL);
+
+        if (nodelay || ngx_http_gw_conf_param(&value[i], "delay=", &s)) {
+            if (delay != NGX_CONF_UNSET_UINT) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"nodelay\" and \"delay=\" are mutually "
+                                   "exclusive, and each is once");
+                return NGX_CONF_ERROR;
+            }
+
+            if (nodelay) {
+                delay = NGX_HTTP_GW_RATELIMIT_NODELAY;
+                continue;
+            }
+
+            v = ngx_http_gw_ratelimit_number(&s,
+                                             NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
+            if (v == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid delay value \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            delay = v;
+            continue;
+        }
+
+        if (ngx_http_gw_conf_param(&value[i], "burst=", &s)) {
+            n = ngx_http_gw_ratelimit_number(&s,
                                              NGX_HTTP_GW_RATELIMIT_MAX_COUNT);
             if (n == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -3207,9 +3533,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
+        return ngx_http_gw_conf_invalid_param(cf, &value[i]);
     }
 
     if (name.len == 0) {
@@ -3240,10 +3564,10 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (glcf->limits->nelts == NGX_HTTP_GW_RATELIMIT_MAX_LIMITS) {
+    if (glcf->limits->nelts == NGX_HTTP_GW_RL_MAX_LIMITS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "too many gw_ratelimit limits, at most %d",
-                           NGX_HTTP_GW_RATELIMIT_MAX_LIMITS);
+                           NGX_HTTP_GW_RL_MAX_LIMITS);
         return NGX_CONF_ERROR;
     }
 
@@ -3256,6 +3580,7 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     limit->name = name;
     limit->burst = n;
+    limit->delay = (delay == NGX_CONF_UNSET_UINT) ? 0 : delay;
     limit->file = cf->conf_file->file.name.data;
     limit->line = cf->conf_file->line;
 
@@ -3263,14 +3588,14 @@ ngx_http_gw_ratelimit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* "name=123" with skip = 5: a decimal number from 0 to max */
+/* a decimal number from 0 to max */
 
 static ngx_int_t
-ngx_http_gw_ratelimit_number(ngx_str_t *value, size_t skip, ngx_uint_t max)
+ngx_http_gw_ratelimit_number(ngx_str_t *value, ngx_uint_t max)
 {
     ngx_int_t  n;
 
-    n = ngx_atoi(value->data + skip, value->len - skip);
+    n = ngx_atoi(value->data, value->len);
 
     if (n == NGX_ERROR || (ngx_uint_t) n > max) {
         return NGX_ERROR;
@@ -3358,6 +3683,8 @@ ngx_http_gw_ratelimit_init(ngx_conf_t *cf)
 
     ngx_str_set(&name, "gw_ratelimit_local");
 
+    local->name = name;
+
     gmcf->shm_zone = ngx_shared_memory_add(cf, &name, gmcf->local_size,
                                            &ngx_http_gw_ratelimit_module);
     if (gmcf->shm_zone == NULL) {
@@ -3412,17 +3739,21 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
                                   (uint32_t) ngx_random(), ngx_pid)
                       - p;
 
-    /* the longest command: EVAL with the script, every key and limit */
+    /*
+     * The longest command: EVAL with the script, every key, every limit,
+     * the id (ngx_http_gw_ratelimit_format() checks each batch against
+     * this size).
+     */
 
     gmcf->command_size = sizeof("*\r\n$4\r\nEVAL\r\n$\r\n\r\n$\r\n\r\n") - 1
                          + 3 * NGX_INT_T_LEN
-                         + ngx_http_gw_ratelimit_script.len
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_BYTES
-                         + sizeof("$\r\n.\r\n") - 1 + 2 * NGX_INT_T_LEN
-                         + gmcf->token.len
-                         + sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_KEYS
-                         + NGX_HTTP_GW_RATELIMIT_BATCH_SPECS * gmcf->spec_max;
+                         + ngx_http_gw_rl_script.len
+                         + 2 * NGX_HTTP_GW_RL_BATCH_BYTES
+                         + 5 * (sizeof("$\r\n\r\n") - 1 + NGX_INT_T_LEN)
+                         + 4 * NGX_HTTP_GW_RL_BATCH_KEYS
+                         + NGX_INT_T_LEN + 64
+                         + NGX_HTTP_GW_RL_BATCH_LIMITS
+                           * NGX_HTTP_GW_RL_LIMIT_ARGS;
 
     gmcf->command = ngx_pnalloc(cycle->pool, gmcf->command_size);
     if (gmcf->command == NULL) {
@@ -3430,7 +3761,7 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     }
 
     gmcf->verdicts = ngx_palloc(cycle->pool,
-                                sizeof(ngx_http_gw_ratelimit_verdicts_t));
+                                sizeof(ngx_http_gw_rl_verdicts_t));
     if (gmcf->verdicts == NULL) {
         return NGX_ERROR;
     }
@@ -3440,10 +3771,21 @@ ngx_http_gw_ratelimit_init_worker(ngx_cycle_t *cycle,
     gmcf->flush.log = cycle->log;
     gmcf->flush.cancelable = 1;
 
+    gmcf->wait.handler = ngx_http_gw_ratelimit_wait_handler;
+    gmcf->wait.data = gmcf;
+    gmcf->wait.log = cycle->log;
+    gmcf->wait.cancelable = 1;
+
+    gmcf->changed = gmcf->wait;
+
+    ngx_queue_init(&gmcf->waiting);
+
     /* connected lazily, by the first request */
 
-    gmcf->conn = ngx_http_gw_redis_create(cycle, &gmcf->redis);
-    if (gmcf->conn == NULL) {
+    gmcf->servers = ngx_http_gw_redis_topology_create(cycle, &gmcf->topology,
+                                                ngx_http_gw_ratelimit_changed,
+                                                gmcf);
+    if (gmcf->servers == NULL) {
         return NGX_ERROR;
     }
 
@@ -3459,7 +3801,7 @@ ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle)
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_gw_ratelimit_module);
 
-    if (gmcf == NULL || gmcf->conn == NULL) {
+    if (gmcf == NULL || gmcf->servers == NULL) {
         return;
     }
 
@@ -3471,6 +3813,14 @@ ngx_http_gw_ratelimit_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&gmcf->flush);
     }
 
-    ngx_http_gw_redis_destroy(gmcf->conn);
-    gmcf->conn = NULL;
+    if (gmcf->wait.timer_set) {
+        ngx_del_timer(&gmcf->wait);
+    }
+
+    if (gmcf->changed.posted) {
+        ngx_delete_posted_event(&gmcf->changed);
+    }
+
+    ngx_http_gw_redis_topology_destroy(gmcf->servers);
+    gmcf->servers = NULL;
 }

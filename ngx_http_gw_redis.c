@@ -21,12 +21,58 @@
 #include "ngx_http_gw_redis.h"
 
 
+struct ngx_http_gw_redis_cmd_s {
+    ngx_http_gw_redis_t          *redis;
+    ngx_http_gw_redis_handler_pt  handler;
+    void                         *data;        /* NULL: nobody waits */
+    ngx_event_t                   timer;
+    ngx_http_gw_redis_cmd_t      *next;        /* free list */
+    unsigned                      resent:1;
+};
+
+
+struct ngx_http_gw_redis_s {
+    ngx_http_gw_redis_conf_t     *conf;
+    ngx_http_gw_redis_addr_t      addr;
+    ngx_log_t                    *log;
+
+    ngx_http_gw_redis_event_pt    event;       /* the owner's */
+    void                         *event_data;
+    redisAsyncContext            *ac;
+    ngx_connection_t             *connection;
+    ngx_event_t                   connect_timer;
+
+    ngx_http_gw_redis_cmd_t      *free;
+    ngx_uint_t                    allocated;
+    ngx_uint_t                    pending;
+
+    ngx_msec_t                    backoff;
+    ngx_msec_t                    retry_at;
+
+    time_t                        log_sec;
+    ngx_uint_t                    log_suppressed;
+
+    ngx_http_gw_redis_refusal_t   refusal;     /* why the reader failed */
+
+    unsigned                      connected:1;
+    unsigned                      alive:1;     /* a good reply came back */
+    unsigned                      dispatching:1;
+    unsigned                      writing:1;
+    unsigned                      close_requested:1;
+    unsigned                      not_master:1;
+    unsigned                      subscriber:1;
+    unsigned                      exiting:1;
+};
+
+
 static ngx_int_t ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_close(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis);
 static void ngx_http_gw_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_gw_redis_role_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
@@ -41,36 +87,38 @@ static void ngx_http_gw_redis_add_write(void *privdata);
 static void ngx_http_gw_redis_del_write(void *privdata);
 static void ngx_http_gw_redis_cleanup(void *privdata);
 
-static void *ngx_http_gw_redis_create_string(const redisReadTask *task,
-    char *str, size_t len);
-static void *ngx_http_gw_redis_create_array(const redisReadTask *task,
-    int elements);
-static void *ngx_http_gw_redis_create_integer(const redisReadTask *task,
-    long long value);
-static void *ngx_http_gw_redis_create_nil(const redisReadTask *task);
-static redisReply *ngx_http_gw_redis_reply_object(int type);
-static ngx_int_t ngx_http_gw_redis_link(const redisReadTask *task,
-    redisReply *r);
 
-
-redisReplyObjectFunctions  ngx_http_gw_redis_reply_functions = {
-    ngx_http_gw_redis_create_string,
-    ngx_http_gw_redis_create_array,
-    ngx_http_gw_redis_create_integer,
-    ngx_http_gw_redis_create_nil,
-    freeReplyObject
-};
-
+/*
+ * A connection (made when first needed) to "addr", which is copied: a
+ * worker makes these when a sentinel or a cluster names a server, so they
+ * come from the cycle's pool, a few per server, and are reused.
+ */
 
 ngx_http_gw_redis_t *
-ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf)
+ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf,
+    ngx_http_gw_redis_addr_t *addr)
 {
+    u_char               *p;
     ngx_http_gw_redis_t  *redis;
 
-    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_gw_redis_t));
+    redis = ngx_pcalloc(cycle->pool, sizeof(ngx_http_gw_redis_t)
+                                     + addr->name.len + addr->host.len + 1);
     if (redis == NULL) {
         return NULL;
     }
+
+    p = (u_char *) (redis + 1);
+
+    redis->addr.name.data = p;
+    redis->addr.name.len = addr->name.len;
+    p = ngx_cpymem(p, addr->name.data, addr->name.len);
+
+    redis->addr.host.data = p;
+    redis->addr.host.len = addr->host.len;
+    p = ngx_cpymem(p, addr->host.data, addr->host.len);
+    *p = '\0';
+
+    redis->addr.port = addr->port;
 
     redis->conf = conf;
     redis->log = cycle->log;
@@ -83,6 +131,60 @@ ngx_http_gw_redis_create(ngx_cycle_t *cycle, ngx_http_gw_redis_conf_t *conf)
     return redis;
 }
 
+
+void
+ngx_http_gw_redis_set_events(ngx_http_gw_redis_t *redis,
+    ngx_http_gw_redis_event_pt handler, void *data, ngx_uint_t subscriber)
+{
+    redis->event = handler;
+    redis->event_data = data;
+    redis->subscriber = subscriber ? 1 : 0;
+}
+
+
+ngx_http_gw_redis_addr_t *
+ngx_http_gw_redis_addr(ngx_http_gw_redis_t *redis)
+{
+    return &redis->addr;
+}
+
+
+ngx_uint_t
+ngx_http_gw_redis_connected(ngx_http_gw_redis_t *redis)
+{
+    return redis->ac != NULL && redis->connected;
+}
+
+
+/* closes the connection now: every command in flight fails */
+
+void
+ngx_http_gw_redis_close_now(ngx_http_gw_redis_t *redis)
+{
+    ngx_http_gw_redis_close(redis);
+}
+
+
+/*
+ * The server answered what it should not have (its replies may no longer
+ * match the commands): closes the connection as a failed one, so the next
+ * attempt waits (a peer that answers well-formed commands wrongly does not
+ * get a new connection for every batch)
+ */
+
+void
+ngx_http_gw_redis_fail_now(ngx_http_gw_redis_t *redis)
+{
+    redis->alive = 0;
+    ngx_http_gw_redis_close(redis);
+}
+
+
+/*
+ * The connection is not used any more (the worker exits, or the server is
+ * gone from the topology): commands in flight are dropped without their
+ * handlers running.
+ */
 
 void
 ngx_http_gw_redis_destroy(ngx_http_gw_redis_t *redis)
@@ -152,8 +254,9 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
     if (redis->ac == NULL) {
 
         if ((ngx_msec_int_t) (redis->retry_at - ngx_current_msec) > 0) {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                           "gw redis: backing off");
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                           "%sredis \"%V\": backing off",
+                           redis->conf->log_prefix, &redis->addr.name);
             return NULL;
         }
 
@@ -164,9 +267,8 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
 
     if (redis->pending >= NGX_HTTP_GW_REDIS_MAX_PENDING) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": %ui commands "
-                                    "in flight, failing fast",
-                                    &redis->conf->name, redis->pending);
+                                    "%ui commands in flight, failing fast",
+                                    redis->pending);
         return NULL;
     }
 
@@ -212,6 +314,107 @@ ngx_http_gw_redis_send(ngx_http_gw_redis_t *redis, u_char *command,
 }
 
 
+/* a command of argc arguments, formatted by hiredis */
+
+ngx_http_gw_redis_cmd_t *
+ngx_http_gw_redis_command(ngx_http_gw_redis_t *redis, ngx_msec_t timeout,
+    ngx_http_gw_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int                       len;
+    char                     *command;
+    ngx_http_gw_redis_cmd_t  *cmd;
+
+    len = redisFormatCommandArgv(&command, argc, argv, argvlen);
+    if (len < 0) {
+        return NULL;
+    }
+
+    cmd = ngx_http_gw_redis_send(redis, (u_char *) command, (size_t) len,
+                                 timeout, handler, data);
+
+    /* hiredis allocates the command with malloc() and copies it */
+    free(command);
+
+    return cmd;
+}
+
+
+/*
+ * SUBSCRIBE: its confirmation and the channel's messages come as messages
+ * to the owner (set_events() with "subscriber"); hiredis keeps what it
+ * needs for the channel, and no deadline applies.
+ */
+
+ngx_int_t
+ngx_http_gw_redis_subscribe(ngx_http_gw_redis_t *redis, ngx_str_t *channel)
+{
+    size_t       len[2];
+    const char  *argv[2];
+
+    if (redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (redis->ac == NULL && ngx_http_gw_redis_connect(redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "SUBSCRIBE";
+    len[0] = sizeof("SUBSCRIBE") - 1;
+    argv[1] = (const char *) channel->data;
+    len[1] = channel->len;
+
+    if (redisAsyncCommandArgv(redis->ac, NULL, NULL, 2, argv, len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * PING on a subscribed connection: its "pong" comes as a message.  It is
+ * written past hiredis's bookkeeping, which in subscribed mode would keep
+ * every such command until the connection closes.
+ */
+
+ngx_int_t
+ngx_http_gw_redis_ping(ngx_http_gw_redis_t *redis)
+{
+    static char  ping[] = "*1\r\n$4\r\nPING\r\n";
+
+    if (redis->ac == NULL || !redis->connected || redis->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (redisAppendFormattedCommand(&redis->ac->c, ping, sizeof(ping) - 1)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_gw_redis_add_write(redis);
+
+    return NGX_OK;
+}
+
+
+/* the handler of a command in flight will not run: nobody waits */
+
+void
+ngx_http_gw_redis_cancel(ngx_http_gw_redis_cmd_t *cmd)
+{
+    cmd->data = NULL;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+}
+
+
 ngx_int_t
 ngx_http_gw_redis_resend(ngx_http_gw_redis_cmd_t *cmd, u_char *command,
     size_t len)
@@ -252,32 +455,29 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
 
     conf = redis->conf;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: connecting to \"%V\"", &conf->name);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": connecting", conf->log_prefix,
+                   &redis->addr.name);
 
     /* host is NUL-terminated: a numeric address or a unix socket path */
 
-    if (conf->port == 0) {
-        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+    if (redis->addr.port == 0) {
+        ac = redisAsyncConnectUnix((const char *) redis->addr.host.data);
 
     } else {
-        ac = redisAsyncConnect((const char *) conf->host.data,
-                               (int) conf->port);
+        ac = redisAsyncConnect((const char *) redis->addr.host.data,
+                               (int) redis->addr.port);
     }
 
     if (ac == NULL) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "could not allocate a context",
-                                    &conf->name);
+                                    "could not allocate a context");
         goto failed;
     }
 
     if (ac->err) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "connect failed: %s",
-                                    &conf->name, ac->errstr);
+                                    "connect failed: %s", ac->errstr);
         redisAsyncFree(ac);
         goto failed;
     }
@@ -301,9 +501,13 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
     redis->connected = 0;
     redis->alive = 0;
     redis->close_requested = 0;
+    redis->not_master = 0;
 
     /* bounded reply objects instead of hiredis's defaults */
     ac->c.reader->fn = &ngx_http_gw_redis_reply_functions;
+    ac->c.reader->privdata = &redis->refusal;
+
+    redis->refusal.what = NULL;
 
     ac->ev.data = redis;
     ac->ev.addRead = ngx_http_gw_redis_add_read;
@@ -339,6 +543,12 @@ ngx_http_gw_redis_connect(ngx_http_gw_redis_t *redis)
         (void) redisAsyncCommand(ac, ngx_http_gw_redis_init_reply,
                                  (void *) "SELECT", "SELECT %d",
                                  (int) conf->db);
+    }
+
+    if (conf->master) {
+        /* a sentinel's answer may be stale: is it the master indeed? */
+        (void) redisAsyncCommand(ac, ngx_http_gw_redis_role_reply, NULL,
+                                 "ROLE");
     }
 
     if (conf->script.len) {
@@ -399,14 +609,13 @@ ngx_http_gw_redis_on_connect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) {
         /* hiredis frees the context right after this */
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": "
-                                    "connect failed: %s",
-                                    &redis->conf->name, ac->c.errstr);
+                                    "connect failed: %s", ac->c.errstr);
         return;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: connected to \"%V\"", &redis->conf->name);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": connected",
+                   redis->conf->log_prefix, &redis->addr.name);
 
     redis->connected = 1;
 
@@ -437,10 +646,41 @@ ngx_http_gw_redis_init_reply(redisAsyncContext *ac, void *reply,
                                     r->len);
 
     ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                "gw_ratelimit redis \"%V\": %s failed: "
-                                "\"%*s\"", &redis->conf->name,
-                                (char *) privdata, n, buf);
+                                "%s failed: \"%*s\"", (char *) privdata, n,
+                                buf);
 
+    redis->close_requested = 1;
+}
+
+
+static void
+ngx_http_gw_redis_role_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply           *r, *e;
+    ngx_http_gw_redis_t  *redis;
+
+    r = reply;
+
+    if (r == NULL) {
+        return;
+    }
+
+    redis = ac->ev.data;
+
+    if (r->type == REDIS_REPLY_ARRAY
+        && r->elements > 0
+        && (e = r->element[0]) != NULL
+        && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+        && e->len == 6
+        && ngx_strncmp(e->str, "master", 6) == 0)
+    {
+        return;
+    }
+
+    ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR, "not a master");
+
+    redis->not_master = 1;
     redis->close_requested = 1;
 }
 
@@ -460,8 +700,8 @@ ngx_http_gw_redis_cmd_reply(redisAsyncContext *ac, void *reply,
     redis->pending--;
 
     if (r != NULL && r->type != REDIS_REPLY_ERROR) {
+        /* the backoff restarts when a connection that worked closes */
         redis->alive = 1;
-        redis->backoff = 0;
     }
 
     if (cmd->data != NULL) {
@@ -499,15 +739,13 @@ ngx_http_gw_redis_cmd_timeout(ngx_event_t *ev)
 
     if (redis->connected) {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": no reply "
-                                    "within %M ms, closing the connection",
-                                    &redis->conf->name, redis->conf->timeout);
+                                    "no reply within %M ms, closing the "
+                                    "connection", redis->conf->timeout);
 
     } else {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": not "
-                                    "connected within %M ms",
-                                    &redis->conf->name, redis->conf->timeout);
+                                    "not connected within %M ms",
+                                    redis->conf->timeout);
     }
 
     if (data != NULL) {
@@ -540,8 +778,7 @@ ngx_http_gw_redis_connect_timeout(ngx_event_t *ev)
     }
 
     ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                "gw_ratelimit redis \"%V\": connect timed "
-                                "out after %M ms", &redis->conf->name,
+                                "connect timed out after %M ms",
                                 redis->conf->connect_timeout);
 
     ngx_http_gw_redis_close(redis);
@@ -571,14 +808,14 @@ ngx_http_gw_redis_read_handler(ngx_event_t *rev)
 
         if (redis->pending) {
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
                                         "connection lost: %s",
-                                        &redis->conf->name, ac->c.errstr);
+                                        ac->c.errstr);
 
         } else {
             ngx_log_error(NGX_LOG_INFO, redis->log, 0,
-                          "gw_ratelimit redis \"%V\": connection closed: %s",
-                          &redis->conf->name, ac->c.errstr);
+                          "%sredis \"%V\": connection closed: %s",
+                          redis->conf->log_prefix, &redis->addr.name,
+                          ac->c.errstr);
         }
 
         ngx_http_gw_redis_close(redis);
@@ -608,10 +845,19 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         reply = NULL;
 
         if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
-            ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
-                                        "invalid reply: %s",
-                                        &redis->conf->name, reader->errstr);
+            if (redis->refusal.what != NULL) {
+                /* the format is one of the reply unit's own */
+                ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                            redis->refusal.what,
+                                            redis->refusal.size);
+
+            } else {
+                ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
+                                            "invalid reply: %s",
+                                            reader->errstr);
+            }
+
+            redis->alive = 0;
             redis->close_requested = 1;
             break;
         }
@@ -622,12 +868,19 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
 
         cb = ac->replies.head;
 
+        if (cb == NULL && redis->subscriber && redis->event != NULL) {
+            /* a message of a subscription */
+            redis->event(redis->event_data, NGX_HTTP_GW_REDIS_MESSAGE,
+                         reply);
+            freeReplyObject(reply);
+            continue;
+        }
+
         if (cb == NULL) {
             ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                        "gw_ratelimit redis \"%V\": "
-                                        "reply to no command",
-                                        &redis->conf->name);
+                                        "reply to no command");
             freeReplyObject(reply);
+            redis->alive = 0;
             redis->close_requested = 1;
             break;
         }
@@ -657,10 +910,9 @@ ngx_http_gw_redis_dispatch(ngx_http_gw_redis_t *redis)
         && reader->len - reader->pos > NGX_HTTP_GW_REDIS_MAX_UNPARSED)
     {
         ngx_http_gw_redis_log_error(redis, NGX_LOG_ERR,
-                                    "gw_ratelimit redis \"%V\": reply "
-                                    "larger than %d bytes",
-                                    &redis->conf->name,
+                                    "reply larger than %d bytes",
                                     NGX_HTTP_GW_REDIS_MAX_UNPARSED);
+        redis->alive = 0;
         redis->close_requested = 1;
     }
 
@@ -707,7 +959,8 @@ ngx_http_gw_redis_add_read(void *privdata)
 
     if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
-                      "gw_ratelimit redis: could not add a read event");
+                      "%sredis \"%V\": could not add a read event",
+                      redis->conf->log_prefix, &redis->addr.name);
     }
 }
 
@@ -758,7 +1011,8 @@ ngx_http_gw_redis_add_write(void *privdata)
 
     if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, redis->log, 0,
-                      "gw_ratelimit redis: could not add a write event");
+                      "%sredis \"%V\": could not add a write event",
+                      redis->conf->log_prefix, &redis->addr.name);
     }
 }
 
@@ -839,9 +1093,19 @@ ngx_http_gw_redis_cleanup(void *privdata)
 
     redis->alive = 0;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, redis->log, 0,
-                   "gw redis: disconnected from \"%V\", retry in %M ms",
-                   &redis->conf->name, redis->retry_at - ngx_current_msec);
+    /* the owner learns of it (not of our own destroy()) */
+
+    if (!redis->exiting && redis->event != NULL) {
+        redis->event(redis->event_data,
+                     redis->not_master ? NGX_HTTP_GW_REDIS_NOT_MASTER
+                                       : NGX_HTTP_GW_REDIS_CLOSED,
+                     NULL);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, redis->log, 0,
+                   "%sredis \"%V\": disconnected, retry in %M ms",
+                   redis->conf->log_prefix, &redis->addr.name,
+                   redis->retry_at - ngx_current_msec);
 }
 
 
@@ -866,8 +1130,11 @@ ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
 
     last = buf + sizeof(buf);
 
+    p = ngx_slprintf(buf, last, "%sredis \"%V\": ", redis->conf->log_prefix,
+                     &redis->addr.name);
+
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, last, fmt, args);
+    p = ngx_vslprintf(p, last, fmt, args);
     va_end(args);
 
     if (redis->log_suppressed) {
@@ -879,190 +1146,4 @@ ngx_http_gw_redis_log_error(ngx_http_gw_redis_t *redis, ngx_uint_t level,
 
     redis->log_sec = ngx_time();
     redis->log_suppressed = 0;
-}
-
-
-/* untrusted bytes for a log line: printable ASCII only, bounded */
-
-size_t
-ngx_http_gw_redis_printable(u_char *dst, size_t size, u_char *src,
-    size_t len)
-{
-    size_t  i;
-
-    if (len > size) {
-        len = size;
-    }
-
-    for (i = 0; i < len; i++) {
-        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f && src[i] != '"')
-                 ? src[i] : '?';
-    }
-
-    return len;
-}
-
-
-/*
- * Reply objects for redisReader, layout-compatible with hiredis's own (they
- * are released with freeReplyObject()), but refusing arrays and strings far
- * larger than any reply we expect: returning NULL makes the reader fail.
- */
-
-static redisReply *
-ngx_http_gw_redis_reply_object(int type)
-{
-    redisReply  *r;
-
-    r = calloc(1, sizeof(redisReply));
-    if (r == NULL) {
-        return NULL;
-    }
-
-    r->type = type;
-
-    return r;
-}
-
-
-static ngx_int_t
-ngx_http_gw_redis_link(const redisReadTask *task, redisReply *r)
-{
-    redisReply  *parent;
-
-    if (task->parent == NULL) {
-        return NGX_OK;
-    }
-
-    parent = task->parent->obj;
-
-    if (parent == NULL
-        || parent->type != REDIS_REPLY_ARRAY
-        || task->idx < 0
-        || (size_t) task->idx >= parent->elements
-        || parent->element[task->idx] != NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    parent->element[task->idx] = r;
-
-    return NGX_OK;
-}
-
-
-static void *
-ngx_http_gw_redis_create_string(const redisReadTask *task, char *str,
-    size_t len)
-{
-    char        *buf;
-    redisReply  *r;
-
-    if (len > NGX_HTTP_GW_REDIS_MAX_STRING) {
-        return NULL;
-    }
-
-    if (task->type != REDIS_REPLY_ERROR
-        && task->type != REDIS_REPLY_STATUS
-        && task->type != REDIS_REPLY_STRING)
-    {
-        return NULL;
-    }
-
-    r = ngx_http_gw_redis_reply_object(task->type);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    buf = malloc(len + 1);
-    if (buf == NULL) {
-        free(r);
-        return NULL;
-    }
-
-    ngx_memcpy(buf, str, len);
-    buf[len] = '\0';
-
-    r->str = buf;
-    r->len = len;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_array(const redisReadTask *task, int elements)
-{
-    redisReply  *r;
-
-    if (elements < 0 || elements > NGX_HTTP_GW_REDIS_MAX_ELEMENTS) {
-        return NULL;
-    }
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_ARRAY);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    if (elements > 0) {
-        r->element = calloc(elements, sizeof(redisReply *));
-        if (r->element == NULL) {
-            free(r);
-            return NULL;
-        }
-    }
-
-    r->elements = elements;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_integer(const redisReadTask *task, long long value)
-{
-    redisReply  *r;
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_INTEGER);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    r->integer = value;
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
-}
-
-
-static void *
-ngx_http_gw_redis_create_nil(const redisReadTask *task)
-{
-    redisReply  *r;
-
-    r = ngx_http_gw_redis_reply_object(REDIS_REPLY_NIL);
-    if (r == NULL) {
-        return NULL;
-    }
-
-    if (ngx_http_gw_redis_link(task, r) != NGX_OK) {
-        freeReplyObject(r);
-        return NULL;
-    }
-
-    return r;
 }

@@ -171,7 +171,7 @@ is($rsp->{port}, $rport, "the Redis Service port is $rport");
 is(port_of(\%rcport, $rsp->{targetPort}), 6379, 'and reaches redis-server');
 ok(matches($rsvc->{spec}{selector}, $rpod->{metadata}{labels}),
    'the Redis Service selects the Redis pod');
-is($rdep->{spec}{replicas}, 1, 'one Redis (gw_ratelimit needs a single server)');
+is($rdep->{spec}{replicas}, 1, 'one Redis server (the simplest layout of the three)');
 
 # --- the ConfigMap's nginx.conf, run locally -------------------------------
 

@@ -36,17 +36,6 @@ for my $tool (qw(wrk gdb redis-server)) {
 
 # checks that a known defect fails: "title|check" (a regex) => the defect
 my @known = (
-    [qr/^redis-outage kill\/local\|(policy local|error log)$/,
-     'gw_ratelimit local fallback: a long key finds no node in a zone full'
-     . ' of small ones and passes unlimited ("could not allocate node")'],
-    [qr/^redis-outage stop\/local\|(policy local|error log)$/,
-     'gw_ratelimit local fallback: a long key in a zone full of small ones'],
-    [qr/^worker-kill ratelimit-lock\|limit holds in a full zone$/,
-     'gw_ratelimit: a worker killed holding the local zone lock leaves its'
-     . ' node pinned; a full zone then admits new keys unlimited'],
-    [qr/^hostile-redis unsolicited\|reconnections$/,
-     'gw_ratelimit: a peer that loads the script and then answers wrongly'
-     . ' gets a new connection for every batch'],
 );
 
 sub known {

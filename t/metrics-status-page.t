@@ -500,7 +500,7 @@ sub { $main::result }
 --- response_body_like chomp
 \A(ok - [^\n]*\n)+\z
 --- error_log
-gw_ratelimit redis
+gw_ratelimit: redis
 no reply within 200 ms
 --- no_error_log
 [alert]

@@ -86,11 +86,11 @@ __DATA__
     gw_ratelimit_zone "c:$connection" zone=g2 rate=1r/m burst=3;
 --- config
     location /t {
-        gw_ratelimit zone=g;
+        gw_ratelimit zone=g nodelay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /low {
-        gw_ratelimit zone=g2 burst=1;
+        gw_ratelimit zone=g2 burst=1 nodelay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /backend {
@@ -396,7 +396,8 @@ X-RateLimit-Reset: 60}]
 
 
 
-=== TEST 14: the stored keys: prefix, zone, algorithm; hashed long keys
+=== TEST 14: the stored keys: prefix, zone, algorithm, {key}; hashed long
+keys and keys with a "}"
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s
                        prefix=gwtest:;
@@ -420,10 +421,16 @@ is($r{status}, 200, "short key admitted");
 my $long = "L" x 257;
 %r = GwRedis::http_get($port, "/t?k=$long");
 is($r{status}, 200, "long key admitted");
+%r = GwRedis::http_get($port, "/t?k=a}b");
+is($r{status}, 200, "a key with a brace admitted");
+%r = GwRedis::http_get($port, "/t?k={x");
+is($r{status}, 200, "a key with an opening brace admitted");
 my $keys = GwRedis::command($ENV{TEST_NGINX_REDIS_PORT}, 'KEYS', 'gwtest:*');
 is_deeply([sort @$keys],
-          [sort "gwtest:keys:s:short", "gwtest:keys:s#" . sha1_hex($long)],
-          "keys named by prefix, zone, algorithm, key or its sha1");
+          [sort "gwtest:keys:s:{short}", "gwtest:keys:s:{#" . sha1_hex($long)
+                . "}", "gwtest:keys:s:{#" . sha1_hex("a}b") . "}",
+                "gwtest:keys:s:{{x}"],
+          "keys named by prefix, zone, algorithm, {key} or {#its sha1}");
 for my $k (@$keys) {
     my $ttl = GwRedis::command($ENV{TEST_NGINX_REDIS_PORT}, 'PTTL', $k);
     ok($ttl > 0 && $ttl <= 60000, "$k has a ttl ($ttl ms)");
@@ -434,7 +441,7 @@ GET /t
 
 
 
-=== TEST 14b: a gcra key lives until its state runs out, and at least 1 s
+=== TEST 14b: a gcra key holds its tat (usec), and lives 2 to 4 s past it
 --- http_config
     gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s
                        prefix=gwttl:;
@@ -457,16 +464,29 @@ GET /t
 use Test::More;
 GwRedis::flushall();
 my ($port, $rp) = ($ENV{TEST_NGINX_SERVER_PORT}, $ENV{TEST_NGINX_REDIS_PORT});
+# Redis's clock before and after each request (nginx may be slow: valgrind)
+my $now = sub {
+    my $t = GwRedis::command($rp, 'TIME');
+    return $t->[0] * 1000000 + $t->[1];
+};
+my $t0 = $now->();
 my %r = GwRedis::http_get($port, "/fast?k=a");
+my $t1 = $now->();
 is($r{status}, 200, "fast admitted");
+# 10r/s: the state runs out after 100 ms, the key stays 2 to 4 s more.
+my $tat = GwRedis::command($rp, 'GET', 'gwttl:fast:g:{a}');
+ok($tat >= $t0 + 100000 && $tat <= $t1 + 100000, "fast tat: now + 100 ms");
+my $ttl = GwRedis::command($rp, 'PTTL', 'gwttl:fast:g:{a}');
+ok($ttl > 2000 && $ttl <= 4100, "fast key lives 2 to 4 s ($ttl ms)");
+$t0 = $now->();
 %r = GwRedis::http_get($port, "/slow?k=a");
+$t1 = $now->();
 is($r{status}, 200, "slow admitted");
-# 10r/s: the state runs out after 100 ms, the key stays for 1 s.
-my $ttl = GwRedis::command($rp, 'PTTL', 'gwttl:fast:g:a');
-ok($ttl > 500 && $ttl <= 1000, "fast key lives 1 s ($ttl ms)");
-# 1r/m: the state runs out after 60 s, and so does the key.
-$ttl = GwRedis::command($rp, 'PTTL', 'gwttl:slow:g:a');
-ok($ttl > 59000 && $ttl <= 60001, "slow key lives 60 s ($ttl ms)");
+# 1r/m: the state runs out after 60 s; the key 2 to 4 s after that
+$tat = GwRedis::command($rp, 'GET', 'gwttl:slow:g:{a}');
+ok($tat >= $t0 + 60000000 && $tat <= $t1 + 60000000, "slow tat: now + 60 s");
+$ttl = GwRedis::command($rp, 'PTTL', 'gwttl:slow:g:{a}');
+ok($ttl > 61000 && $ttl <= 64100, "slow key lives 62 to 64 s ($ttl ms)");
 --- request
 GET /slow?k=a
 --- error_code: 429
@@ -494,7 +514,7 @@ die "first request: $r{status}" unless $r{status} == 200;
 --- request
 GET /t
 --- error_code: 429
---- grep_error_log eval: qr/\[notice\].*limiting requests by zone "logged"/
+--- grep_error_log eval: qr/\[notice\].*limiting requests, excess: 1\.000 by zone "logged"/
 --- grep_error_log_out eval
 qr/^(?:\[notice\][^\n]*\n){1}$/
 --- no_error_log
@@ -527,4 +547,4 @@ GET /t
 --- response_headers
 X-RL: REJECTED_DRY_RUN
 --- error_log
-limiting requests, dry run by zone "drylog"
+limiting requests, dry run, excess: 1.000 by zone "drylog"

@@ -56,7 +56,7 @@ http {
         listen 127.0.0.1:$port backlog=1024;
 
         location /g {
-            gw_ratelimit zone=b_g;
+            gw_ratelimit zone=b_g nodelay;
             empty_gif;
         }
 
@@ -85,6 +85,12 @@ sub calls {
 
 sub count { my $v = shift; scalar grep { $_ == $v } @_ }
 
+# a fixed window key holds window * 2^21 + count
+sub fixed_count {
+    my $v = redis('GET', shift);
+    return defined $v ? $v % 2097152 : undef;
+}
+
 # the fake Redis: SCRIPT LOAD gets +OK, a batch what $mode says
 sub start_fake {
     my $mode = shift;
@@ -95,15 +101,23 @@ sub start_fake {
         return "+OK\r\n" unless uc($args->[0]) =~ /^EVAL/;
         my @keys = @$args[3 .. 2 + $args->[2]];
         my $n = @keys;
-        return "*" . ($n + 1) . "\r\n" . (":1\r\n" x ($n + 1))
+        # one more verdict than requests
+        return "\$" . ($n + 1) . "\r\n" . ("1" x ($n + 1)) . "\r\n"
             if $mode eq 'length';
-        return "*$n\r\n" . ("\$1\r\n1\r\n" x $n) if $mode eq 'shape';
+        # rejections whose details are strings, not integers
+        return "*" . (1 + 5 * $n) . "\r\n\$$n\r\n" . ("0" x $n) . "\r\n"
+               . ("\$1\r\n1\r\n" x (5 * $n))
+            if $mode eq 'shape';
         return ":1\r\n" if $mode eq 'scalar';
-        return "*$n\r\n" . join '', map {
-            /bad/ ? "-WRONGTYPE Operation against a key holding the wrong "
-                    . "kind of value\r\n"
-                  : ":1\r\n"
-        } @keys;
+        # not RESP at all
+        return "%garbage\r\n" if $mode eq 'garbage';
+        # the requests with a "bad" key fail, the others are admitted
+        my @bad = grep { /bad/ } @keys;
+        my $verdicts = join '', map { /bad/ ? 'E' : '1' } @keys;
+        return "\$$n\r\n$verdicts\r\n" unless @bad;
+        return "*" . (1 + @bad) . "\r\n\$$n\r\n$verdicts\r\n"
+               . ("-WRONGTYPE Operation against a key holding the wrong "
+                  . "kind of value\r\n") x @bad;
     }, $FakeLog);
 }
 
@@ -125,7 +139,7 @@ the limit admitted, in batches of at most 64
     gw_ratelimit_zone $arg_c zone=b_f rate=100r/h algorithm=fixed_window;
 --- config
     location /g {
-        gw_ratelimit zone=b_g;
+        gw_ratelimit zone=b_g nodelay;
         empty_gif;
     }
     location /s {
@@ -182,7 +196,7 @@ request rejected by one limit is charged to none
         empty_gif;
     }
     location /steady {
-        gw_ratelimit zone=steady;
+        gw_ratelimit zone=steady nodelay;
         gw_ratelimit_headers on;
         empty_gif;
     }
@@ -207,15 +221,15 @@ for my $c (qw(a b c d)) {
 }
 my $charged = 0;
 for my $c (qw(a b c d)) {
-    $charged += main::redis('HGET', "gw:rl:per_client:f:$c", 'c') // 0;
+    $charged += main::fixed_count("gw:rl:per_client:f:{$c}") // 0;
 }
 Test::More::is($charged, 5, "per_client charged only for the admitted");
-Test::More::is(main::redis('HGET', 'gw:rl:global:f:all', 'c'), 5,
+Test::More::is(main::fixed_count('gw:rl:global:f:{all}'), 5,
                "global charged 5");
-Test::More::is(main::redis('ZCARD', 'gw:rl:other:s:e'), 2,
+Test::More::is(main::redis('ZCARD', 'gw:rl:other:s:{e}'), 2,
                "sliding window: 2 entries");
-for my $k ('gw:rl:per_client:f:a', 'gw:rl:global:f:all', 'gw:rl:other:s:e',
-           'gw:rl:steady:g:f')
+for my $k ('gw:rl:per_client:f:{a}', 'gw:rl:global:f:{all}',
+           'gw:rl:other:s:{e}', 'gw:rl:steady:g:{f}')
 {
     my $ttl = main::redis('PTTL', $k);
     Test::More::ok($ttl > 0, "$k has a ttl ($ttl ms)");
@@ -280,7 +294,7 @@ main::redis('SCRIPT', 'FLUSH');
 main::redis('CONFIG', 'RESETSTAT');
 my @st = GwRedis::http_burst([map { [$port, "/t?c=ns"] } 1 .. 20]);
 Test::More::is(main::count(200, @st), 20, "all admitted");
-Test::More::is(main::redis('ZCARD', 'gw:rl:ns:s:ns'), 20, "counted once each");
+Test::More::is(main::redis('ZCARD', 'gw:rl:ns:s:{ns}'), 20, "counted once each");
 Test::More::cmp_ok(main::calls('eval'), '>=', 1, "the script was sent");
 --- request
 GET /t?c=ns
@@ -313,7 +327,7 @@ Test::More::is_deeply([@st[1, 2, 4, 5, 6]], [200, 200, 200, 200, 200],
                       "the clients that stayed: admitted");
 Test::More::is_deeply([@st[0, 3, 7]], [0, 0, 0], "the others left");
 Time::HiRes::sleep(0.5);
-Test::More::is(main::redis('ZCARD', 'gw:rl:ab:s:ab'), 8,
+Test::More::is(main::redis('ZCARD', 'gw:rl:ab:s:{ab}'), 8,
                "all eight counted");
 --- request
 GET /t?c=after
@@ -450,16 +464,18 @@ qr/script failed for a request: "WRONGTYPE Operation against a key/
     }
 --- init
 GwRedis::flushall();
-main::redis('SET', 'gw:rl:wt:s:str', 'not a sorted set');
-main::redis('SET', 'gw:rl:wf:f:str', 'not a hash');
+main::redis('SET', 'gw:rl:wt:s:{str}', 'not a sorted set');
+main::redis('SET', 'gw:rl:wf:f:{str}', 'not a number');
 my $port = $ENV{TEST_NGINX_SERVER_PORT};
 GwRedis::http_get($port, "/s?c=warm");
 my @st = GwRedis::http_burst([[$port, "/s?c=ok1"], [$port, "/s?c=str"],
                               [$port, "/f?c=str"], [$port, "/f?c=ok2"]]);
 Test::More::is_deeply(\@st, [200, 200, 200, 200], "fail open: all pass");
-Test::More::is(main::redis('ZCARD', 'gw:rl:wt:s:ok1'), 1, "ok1 counted");
-Test::More::is(main::redis('HGET', 'gw:rl:wf:f:ok2', 'c'), 1, "ok2 counted");
-Test::More::is(main::redis('GET', 'gw:rl:wt:s:str'), 'not a sorted set',
+Test::More::is(main::redis('ZCARD', 'gw:rl:wt:s:{ok1}'), 1, "ok1 counted");
+Test::More::is(main::fixed_count('gw:rl:wf:f:{ok2}'), 1, "ok2 counted");
+Test::More::is(main::redis('GET', 'gw:rl:wf:f:{str}'), 'not a number',
+               "the foreign string is left alone");
+Test::More::is(main::redis('GET', 'gw:rl:wt:s:{str}'), 'not a sorted set',
                "the foreign key is left alone");
 --- request
 GET /s?c=str
@@ -468,6 +484,80 @@ GET /s?c=str
 X-RL: ERROR
 --- error_log
 script failed for a request: "WRONGTYPE
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 11: a peer that loads the script and then answers garbage does
+not get a new connection for every batch: the next one waits, 50 ms
+doubling
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_FAKE_PORT timeout=1s;
+    gw_ratelimit_zone $arg_c zone=z rate=100r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        gw_ratelimit_fail closed;
+        empty_gif;
+    }
+--- init
+use Time::HiRes qw(sleep time);
+main::start_fake('garbage');
+my ($n, $t0) = (0, time);
+while (time - $t0 < 0.6) {
+    my %r = GwRedis::http_get($ENV{TEST_NGINX_SERVER_PORT}, "/t?c=k$n");
+    Test::More::is($r{status}, 503, "request $n fails closed") if $n++ < 3;
+    sleep 0.01;
+}
+open my $f, '<', $main::FakeLog or die "$main::FakeLog: $!";
+my $conns = grep { /^SCRIPT/ } <$f>;
+# at 0, 50, 150, 350 ms (one more for a slow nginx)
+Test::More::cmp_ok($conns, '<=', 5, "$conns connections for $n requests");
+Test::More::cmp_ok($conns, '>=', 3, "connected again after a wait");
+--- request
+GET /t?c=last
+--- error_code: 503
+--- error_log
+invalid reply: Protocol error
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 12: a peer that loads the script and then answers with replies
+of the wrong shape: the connection is dropped (they may answer other
+commands), and the next one waits
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:$TEST_NGINX_GWRL_FAKE_PORT timeout=1s;
+    gw_ratelimit_zone $arg_c zone=z rate=100r/m;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        gw_ratelimit_fail closed;
+        empty_gif;
+    }
+--- init
+use Time::HiRes qw(sleep time);
+main::start_fake('scalar');
+my ($n, $t0) = (0, time);
+while (time - $t0 < 0.6) {
+    my %r = GwRedis::http_get($ENV{TEST_NGINX_SERVER_PORT}, "/t?c=k$n");
+    Test::More::is($r{status}, 503, "request $n fails closed") if $n++ < 3;
+    sleep 0.01;
+}
+open my $f, '<', $main::FakeLog or die "$main::FakeLog: $!";
+my $conns = grep { /^SCRIPT/ } <$f>;
+# at 0, 50, 150, 350 ms (one more for a slow nginx)
+Test::More::cmp_ok($conns, '<=', 5, "$conns connections for $n requests");
+Test::More::cmp_ok($conns, '>=', 3, "connected again after a wait");
+--- request
+GET /t?c=last
+--- error_code: 503
+--- error_log
+unexpected script reply
 --- no_error_log
 [alert]
 [crit]

@@ -235,6 +235,154 @@ invalid parameter "db=x"
 
 
 
+=== TEST 19b: a mistyped parameter is named, its value (a secret) never
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 pasword=s3cret-value;
+--- config
+--- must_die
+--- error_log
+invalid parameter "pasword="...
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 19c: an empty password is refused
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 password=;
+--- config
+--- must_die
+--- error_log
+empty parameter "password="
+
+
+
+=== TEST 19d: unknown parameters of the other directives: named only
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s token=s3cret-value;
+--- config
+--- must_die
+--- error_log
+invalid parameter "token="...
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 19e: unknown parameter of gw_ratelimit, a word without "="
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s;
+--- config
+    location /t {
+        gw_ratelimit zone=z fast;
+    }
+--- must_die
+--- error_log
+invalid parameter "fast"
+
+
+
+=== TEST 19f: nodelay and delay= together, a bad delay
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s burst=5;
+--- config
+    location /t {
+        gw_ratelimit zone=z nodelay delay=2;
+    }
+--- must_die
+--- error_log
+"nodelay" and "delay=" are mutually exclusive
+
+
+
+=== TEST 19g: a delay that is not a number
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s burst=5;
+--- config
+    location /t {
+        gw_ratelimit zone=z delay=x;
+    }
+--- must_die
+--- error_log
+invalid delay value "delay=x"
+
+
+
+=== TEST 19h: several addresses need sentinel= or cluster
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 127.0.0.1:6380;
+--- config
+--- must_die
+--- error_log
+several redis addresses need "sentinel=" or "cluster"
+
+
+
+=== TEST 19i: sentinel= and cluster together
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 sentinel=m cluster;
+--- config
+--- must_die
+--- error_log
+"sentinel=" and "cluster" are mutually exclusive
+
+
+
+=== TEST 19j: a cluster has no db=
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:7000 cluster db=2;
+--- config
+--- must_die
+--- error_log
+a redis cluster has no "db="
+
+
+
+=== TEST 19k: sentinel_password= without sentinel=
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 sentinel_password=s3cret-value;
+--- config
+--- must_die
+--- error_log
+"sentinel_password=" and "sentinel_user=" need "sentinel="
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 19l: a prefix with a brace (the keys' hash tag is theirs)
+--- http_config
+    gw_ratelimit_redis 127.0.0.1:6379 "prefix={x}:";
+--- config
+--- must_die
+--- error_log
+invalid parameter "prefix={x}:"
+
+
+
+=== TEST 19m: sentinels and a cluster are accepted (names resolved here)
+--- http_config
+    gw_ratelimit_redis localhost:26379 127.0.0.1:26380 sentinel=mymaster
+                       password=s3cret sentinel_password=other
+                       sentinel_user=gw-sentinel user=gw db=1;
+    gw_ratelimit_zone $arg_c zone=z rate=1r/s;
+--- config
+    location /t {
+        gw_ratelimit zone=z;
+        return 200;
+    }
+--- request
+GET /t
+--- error_code: 200
+--- no_error_log
+[emerg]
+
+
+
 === TEST 20: user= without password=
 --- http_config
     gw_ratelimit_redis 127.0.0.1:6379 user=gw;
@@ -364,7 +512,7 @@ too many gw_ratelimit limits, at most 16
     gw_ratelimit_headers on;
     location /t {
         gw_ratelimit zone=per_client;
-        gw_ratelimit zone=per_uri burst=10;
+        gw_ratelimit zone=per_uri burst=10 delay=4;
         return 200 "ok\n";
     }
     location /off {
@@ -396,7 +544,7 @@ GET /t
 --- response_headers
 X-RL: ERROR
 --- error_log
-gw_ratelimit redis "unix:/tmp/gw-no-such-redis.sock": connect failed
+gw_ratelimit: redis "unix:/tmp/gw-no-such-redis.sock": connect failed
 
 
 

@@ -63,7 +63,7 @@ http {
         }
 
         location /conc_g {
-            gw_ratelimit zone=conc_g;
+            gw_ratelimit zone=conc_g nodelay;
             proxy_pass http://127.0.0.1:$port/backend;
         }
 
@@ -185,7 +185,7 @@ main::start_peer();
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /conc_g {
-        gw_ratelimit zone=conc_g;
+        gw_ratelimit zone=conc_g nodelay;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
     }
     location /conc_f {

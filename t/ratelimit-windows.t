@@ -57,7 +57,7 @@ END
 
 our $Config = <<"END";
     location /gcra {
-        gw_ratelimit zone=gcra;
+        gw_ratelimit zone=gcra nodelay;
         proxy_pass http://127.0.0.1:\$server_port/backend;
     }
     location /fixed {
@@ -154,7 +154,7 @@ GET /sliding
 === TEST 4: Retry-After and reset follow the algorithm
 --- config
     location /gcra {
-        gw_ratelimit zone=gcra;
+        gw_ratelimit zone=gcra nodelay;
         gw_ratelimit_headers on;
         proxy_pass http://127.0.0.1:$server_port/backend;
     }

@@ -18,6 +18,7 @@ use Time::HiRes qw(sleep time);
 use File::Path qw(make_path remove_tree);
 
 our @Children;
+our @TmpDirs;      # made outside TEST_NGINX_REDIS_TMP, removed at exit
 our $Owner = $$;
 
 sub free_port {
@@ -145,6 +146,7 @@ sub start_redis {
     my $dir = $ENV{TEST_NGINX_REDIS_TMP}
               ? "$ENV{TEST_NGINX_REDIS_TMP}/redis-$port"
               : "/tmp/gw-redis-$$-$port";
+    push @TmpDirs, $dir unless $ENV{TEST_NGINX_REDIS_TMP};
     make_path($dir);
     my @args = ('--bind', '127.0.0.1', '--port', $port, '--save', '',
                 '--appendonly', 'no', '--dir', $dir, '--daemonize', 'no',
@@ -165,6 +167,69 @@ sub start_redis {
         }
     }
     return $pid;
+}
+
+# A Redis Sentinel monitoring the master on $o{master} (as $o{name},
+# quorum 2, down after 1 s).  Returns its pid.
+sub start_sentinel {
+    my (%o) = @_;
+    my $port = $o{port} or die "start_sentinel: no port";
+    my $dir = $ENV{TEST_NGINX_REDIS_TMP}
+              ? "$ENV{TEST_NGINX_REDIS_TMP}/sentinel-$port"
+              : "/tmp/gw-sentinel-$$-$port";
+    push @TmpDirs, $dir unless $ENV{TEST_NGINX_REDIS_TMP};
+    make_path($dir);
+    my $name = $o{name} // 'mymaster';
+    open my $f, '>', "$dir/sentinel.conf" or die "$dir: $!";
+    print $f "port $port\nbind 127.0.0.1\ndir $dir\n"
+             . "logfile $dir/sentinel.log\n"
+             . "sentinel monitor $name 127.0.0.1 $o{master} 2\n"
+             . "sentinel down-after-milliseconds $name "
+             . ($o{down_after} // 1000) . "\n"
+             . "sentinel failover-timeout $name 10000\n"
+             . "sentinel parallel-syncs $name 1\n";
+    close $f;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        exec 'redis-server', "$dir/sentinel.conf", '--sentinel'
+            or die "exec redis-server --sentinel: $!";
+    }
+    push @Children, $pid;
+    wait_port($port, 1) or die "sentinel on $port did not start";
+    return $pid;
+}
+
+# A Redis Cluster of 3 masters and 3 replicas (redis-cli --cluster create)
+# on the given 6 ports, the first three the masters.  Returns the pids.
+sub start_cluster {
+    my (@ports) = @_;
+    my @pids = map {
+        start_redis(port => $_,
+                    args => ['--cluster-enabled', 'yes',
+                             '--cluster-config-file', "nodes-$_.conf",
+                             '--cluster-node-timeout', '1000',
+                             '--cluster-replica-validity-factor', '0'])
+    } @ports;
+    my $nodes = join ' ', map { "127.0.0.1:$_" } @ports;
+    my $cmd = "redis-cli --cluster create $nodes --cluster-replicas 1"
+              . " --cluster-yes 2>&1";
+    my $out = `$cmd`;
+    die "redis-cli --cluster create failed:\n$out" if $?;
+    wait_cluster($ports[0]);
+    return @pids;
+}
+
+# Until CLUSTER INFO on $port says ok (and every slot is served).
+sub wait_cluster {
+    my ($port, $secs) = @_;
+    for (1 .. ($secs // 20) * 20) {
+        my $info = eval { command($port, 'CLUSTER', 'INFO') } // '';
+        return 1 if $info =~ /cluster_state:ok/
+                    && $info =~ /cluster_slots_ok:16384/;
+        sleep 0.05;
+    }
+    die "cluster on $port not ok";
 }
 
 sub stop {
@@ -192,7 +257,7 @@ sub start_nginx {
     make_path("$dir/conf", "$dir/logs", "$dir/html");
     open my $fh, '>', "$dir/conf/nginx.conf" or die "$dir: $!";
     my $workers = $o{workers} || 1;
-    my $master = $workers > 1 ? 'on' : 'off';
+    my $master = ($workers > 1 || $o{master}) ? 'on' : 'off';
     print $fh $o{main} // '', "\n",
               "daemon off;\nmaster_process $master;\n",
               "worker_processes $workers;\n",
@@ -301,6 +366,75 @@ sub http_burst {
     return map { /^HTTP\/\S+ (\d+)/ ? $1 : 0 } @resp;
 }
 
+# Many requests on keep-alive connections, pipelined (written in groups of
+# 50, read as they come; 500 per connection, below nginx's default
+# keepalive_requests).  Each request is [path, {headers}] or a path.
+# Returns the statuses in order (0: no response).
+sub http_pipeline {
+    my ($port, $reqs, %o) = @_;
+    my @status;
+    for (my $i = 0; $i < @$reqs; $i += 500) {
+        my $last = $i + 499 < $#$reqs ? $i + 499 : $#$reqs;
+        push @status, http_pipeline_one($port, [@$reqs[$i .. $last]], %o);
+    }
+    return @status;
+}
+
+sub http_pipeline_one {
+    my ($port, $reqs, %o) = @_;
+    my $s = connect_http($port);
+    my @status;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = time + ($o{timeout} // 30);
+    my $sent = 0;
+    while (@status < @$reqs && time < $deadline) {
+        if ($sent < @$reqs && $sent - @status < 50) {
+            my $out = '';
+            for my $i ($sent .. ($sent + 49 < $#$reqs ? $sent + 49 : $#$reqs))
+            {
+                my ($path, $h) = ref $reqs->[$i] ? @{ $reqs->[$i] }
+                                                 : ($reqs->[$i], {});
+                $out .= "GET $path HTTP/1.1\r\nHost: localhost\r\n";
+                $out .= "$_: $h->{$_}\r\n" for sort keys %{ $h || {} };
+                $out .= "\r\n";
+                $sent++;
+            }
+            syswrite($s, $out) // last;
+        }
+        # whole responses from the front of the buffer
+        while ($buf =~ /^HTTP\/1\.1 (\d+)[^\r]*\r\n(.*?)\r\n\r\n/s) {
+            my ($st, $head, $hlen) = ($1, $2, $+[0]);
+            my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
+            $len //= 0;
+            last if length($buf) < $hlen + $len;
+            push @status, $st;
+            substr($buf, 0, $hlen + $len) = '';
+        }
+        last if @status == @$reqs;
+        next unless $sel->can_read(1);
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    push @status, 0 while @status < @$reqs;
+    return @status;
+}
+
+# The pids of a master's worker processes.
+sub workers {
+    my $master = shift;
+    my @pids;
+    for my $d (glob "/proc/[0-9]*") {
+        open my $f, '<', "$d/stat" or next;
+        my $st = <$f>;
+        close $f;
+        next unless $st && $st =~ /^(\d+) \((.*)\) \S (\d+)/;
+        push @pids, $1 if $3 == $master;
+    }
+    return sort { $a <=> $b } @pids;
+}
+
 # A stand-in for Redis on $port, in a child process: it answers every
 # command it parses with $answer->(\@args) (a RESP string) and appends one
 # line per command ("NAME nargs") to $log.  Returns its pid; stop() ends it.
@@ -358,6 +492,7 @@ END {
         my $rc = $?;
         my @pids = @Children;
         stop($_) for @pids;
+        remove_tree($_) for @TmpDirs;
         $? = $rc;
     }
 }

@@ -249,7 +249,7 @@ decisions are known in advance.
 [(map { "X-Trace-ID: req-$_" } 1 .. 8), ""]
 --- response_body_filters eval
 sub {
-    return join "", map { /^(trace_id: .*|spans: \d+)$/ ? "$1\n" : () } split /\n/, $_[0]
+    return CORE::join "", map { /^(trace_id: .*|spans: \d+)$/ ? "$1\n" : () } split /\n/, $_[0]
         if $_[0] =~ /^spans: /;
     my ($t, $f) = $_[0] =~ /^traceparent: 00-([0-9a-f]{32})-[0-9a-f]{16}-(\d\d)$/m
         or return "no traceparent\n";
@@ -259,7 +259,7 @@ sub {
 my @t = map { substr(Digest::SHA::sha256_hex("req-$_"), 0, 32) } 1 .. 8;
 my @s = grep { hex(substr($_, 18, 2)) < 0x80 } @t;
 [(map { "$_ " . (hex(substr($_, 18, 2)) < 0x80 ? "01" : "00") . "\n" } @t),
- "spans: " . @s . "\n" . join("", map { "trace_id: $_\n" } @s)]
+ "spans: " . @s . "\n" . CORE::join("", map { "trace_id: $_\n" } @s)]
 
 
 

@@ -21,6 +21,54 @@
 #include "ngx_http_gw_metrics_core.h"
 
 
+/*
+ * A worker's memo of the series it counts into, in front of the zone's
+ * hash table (a lookup, and the label made valid UTF-8, per series).  A
+ * series lives as long as its zone, and a zone as long as the cycle that
+ * uses it: a memo lives in its cycle's memory (copied by fork, so each
+ * worker fills its own) and dies with it.  It is small and fixed: keys
+ * that do not fit take turns, and cost a lookup as before.  An overflow
+ * series is never kept, so that each request counted there is counted as
+ * dropped.
+ *
+ * Per location whose route is fixed (the location's name, or a
+ * gw_metrics_route without variables), by method and status, in a slot
+ * of their own: the series of requests, duration and upstream time.
+ */
+
+#define NGX_HTTP_GW_METRICS_MEMO_ROUTE  16
+
+typedef struct {
+    ngx_http_gw_metrics_series_t  *requests;
+    ngx_http_gw_metrics_series_t  *duration;
+    ngx_http_gw_metrics_series_t  *upstream;
+    ngx_uint_t                     status;
+    ngx_uint_t                     method;
+} ngx_http_gw_metrics_memo_t;
+
+
+/*
+ * Per family counted from a variable ($gw_auth_status,
+ * $gw_ratelimit_status), a few values as read and their series, searched
+ * in turn; when all are taken, a new value replaces the oldest.
+ */
+
+#define NGX_HTTP_GW_METRICS_MEMO_VALUES 8
+#define NGX_HTTP_GW_METRICS_MEMO_VALUE  23
+
+typedef struct {
+    ngx_http_gw_metrics_series_t  *series;
+    u_char                         len;
+    u_char                         value[NGX_HTTP_GW_METRICS_MEMO_VALUE];
+} ngx_http_gw_metrics_vmemo_t;
+
+
+typedef struct {
+    ngx_http_gw_metrics_vmemo_t    value[NGX_HTTP_GW_METRICS_MEMO_VALUES];
+    ngx_uint_t                     next;
+} ngx_http_gw_metrics_vmemos_t;
+
+
 typedef struct {
     ngx_shm_zone_t                *shm_zone;
     ngx_slab_pool_t               *shpool;
@@ -30,6 +78,7 @@ typedef struct {
     uint64_t                       bounds[NGX_HTTP_GW_METRICS_BUCKETS_MAX];
     ngx_int_t                      auth_index;
     ngx_int_t                      ratelimit_index;
+    ngx_http_gw_metrics_vmemos_t   memo[2];    /* auth, ratelimit */
     unsigned                       enabled:1;
     unsigned                       endpoint:1;
 } ngx_http_gw_metrics_main_conf_t;
@@ -38,6 +87,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                     enable;
     ngx_http_complex_value_t      *route;
+    ngx_http_gw_metrics_memo_t    *memo;       /* NULL: the route varies */
 } ngx_http_gw_metrics_loc_conf_t;
 
 
@@ -50,9 +100,14 @@ static ngx_int_t ngx_http_gw_metrics_header(ngx_http_request_t *r,
     char *name, char *value);
 static ngx_uint_t ngx_http_gw_metrics_method(ngx_http_request_t *r);
 static ngx_msec_t ngx_http_gw_metrics_upstream_time(ngx_http_request_t *r);
+static ngx_int_t ngx_http_gw_metrics_route(ngx_http_request_t *r,
+    ngx_http_gw_metrics_loc_conf_t *glcf, ngx_str_t *label);
+static ngx_http_gw_metrics_series_t *ngx_http_gw_metrics_lookup(
+    ngx_http_gw_metrics_main_conf_t *gmcf, ngx_http_gw_metrics_key_t *key,
+    ngx_http_gw_metrics_series_t **memo, ngx_log_t *log);
 static void ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
-    ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
-    ngx_uint_t family, ngx_int_t index);
+    ngx_http_gw_metrics_main_conf_t *gmcf, ngx_uint_t family,
+    ngx_int_t index);
 
 static ngx_int_t ngx_http_gw_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -166,15 +221,12 @@ ngx_module_t  ngx_http_gw_metrics_module = {
 static ngx_int_t
 ngx_http_gw_metrics_log_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                         route;
     ngx_msec_t                        ums;
     ngx_time_t                       *tp;
-    ngx_uint_t                        status;
+    ngx_uint_t                        status, method;
     ngx_msec_int_t                    ms;
-    ngx_slab_pool_t                  *shpool;
-    ngx_http_core_loc_conf_t         *clcf;
     ngx_http_gw_metrics_key_t         key;
-    ngx_http_gw_metrics_shctx_t      *sh;
+    ngx_http_gw_metrics_memo_t       *memo;
     ngx_http_gw_metrics_series_t     *s;
     ngx_http_gw_metrics_loc_conf_t   *glcf;
     ngx_http_gw_metrics_main_conf_t  *gmcf;
@@ -188,31 +240,9 @@ ngx_http_gw_metrics_log_handler(ngx_http_request_t *r)
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_gw_metrics_module);
 
-    sh = gmcf->sh;
-    shpool = gmcf->shpool;
-
-    if (sh == NULL) {
+    if (gmcf->sh == NULL) {
         return NGX_OK;
     }
-
-    if (glcf->route) {
-        if (ngx_http_complex_value(r, glcf->route, &route) != NGX_OK) {
-            return NGX_OK;
-        }
-
-    } else {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        route = clcf->name;
-
-        if (route.len == 0) {
-            /* finished before a location matched: 400, server "return" */
-            ngx_str_set(&route, "__none__");
-        }
-    }
-
-    key.label.data = label;
-    key.label.len = ngx_http_gw_metrics_sanitize(label, sizeof(label),
-                                                 route.data, route.len);
 
     if (r->err_status) {
         status = r->err_status;
@@ -231,11 +261,44 @@ ngx_http_gw_metrics_log_handler(ngx_http_request_t *r)
         status = 0;
     }
 
+    method = ngx_http_gw_metrics_method(r);
+    ums = ngx_http_gw_metrics_upstream_time(r);
+
+    memo = NULL;
+
+    if (glcf->memo) {
+        memo = &glcf->memo[(status + (status >> 4) + method * 5)
+                           & (NGX_HTTP_GW_METRICS_MEMO_ROUTE - 1)];
+
+        if (memo->status != status || memo->method != method) {
+            memo->requests = NULL;
+            memo->duration = NULL;
+            memo->upstream = NULL;
+            memo->status = status;
+            memo->method = method;
+        }
+    }
+
+    /* the route label, unless every series is known */
+
+    if (memo == NULL
+        || memo->requests == NULL
+        || memo->duration == NULL
+        || (ums != (ngx_msec_t) -1 && memo->upstream == NULL))
+    {
+        key.label.data = label;
+
+        if (ngx_http_gw_metrics_route(r, glcf, &key.label) != NGX_OK) {
+            return NGX_OK;
+        }
+    }
+
     key.family = NGX_HTTP_GW_METRICS_REQUESTS;
-    key.method = ngx_http_gw_metrics_method(r);
+    key.method = method;
     key.status = status;
 
-    s = ngx_http_gw_metrics_get(sh, shpool, &key, r->connection->log);
+    s = ngx_http_gw_metrics_lookup(gmcf, &key, memo ? &memo->requests : NULL,
+                                   r->connection->log);
     (void) ngx_atomic_fetch_add(&s->value[0], 1);
 
     tp = ngx_timeofday();
@@ -247,32 +310,87 @@ ngx_http_gw_metrics_log_handler(ngx_http_request_t *r)
     key.family = NGX_HTTP_GW_METRICS_DURATION;
     key.status = 0;
 
-    s = ngx_http_gw_metrics_get(sh, shpool, &key, r->connection->log);
-    ngx_http_gw_metrics_observe(sh, s, (uint64_t) ms * 1000);
-
-    ums = ngx_http_gw_metrics_upstream_time(r);
+    s = ngx_http_gw_metrics_lookup(gmcf, &key, memo ? &memo->duration : NULL,
+                                   r->connection->log);
+    ngx_http_gw_metrics_observe(gmcf->sh, s, (uint64_t) ms * 1000);
 
     if (ums != (ngx_msec_t) -1) {
         key.family = NGX_HTTP_GW_METRICS_UPSTREAM;
         key.method = NGX_HTTP_GW_METRICS_METHOD_NONE;
 
-        s = ngx_http_gw_metrics_get(sh, shpool, &key, r->connection->log);
-        ngx_http_gw_metrics_observe(sh, s, (uint64_t) ums * 1000);
+        s = ngx_http_gw_metrics_lookup(gmcf, &key,
+                                       memo ? &memo->upstream : NULL,
+                                       r->connection->log);
+        ngx_http_gw_metrics_observe(gmcf->sh, s, (uint64_t) ums * 1000);
     }
 
     if (gmcf->auth_index != NGX_ERROR) {
-        ngx_http_gw_metrics_count_variable(r, sh, shpool,
-                                           NGX_HTTP_GW_METRICS_AUTH,
+        ngx_http_gw_metrics_count_variable(r, gmcf, NGX_HTTP_GW_METRICS_AUTH,
                                            gmcf->auth_index);
     }
 
     if (gmcf->ratelimit_index != NGX_ERROR) {
-        ngx_http_gw_metrics_count_variable(r, sh, shpool,
+        ngx_http_gw_metrics_count_variable(r, gmcf,
                                            NGX_HTTP_GW_METRICS_RATELIMIT,
                                            gmcf->ratelimit_index);
     }
 
     return NGX_OK;
+}
+
+
+/* the route label: gw_metrics_route, else the location's name */
+
+static ngx_int_t
+ngx_http_gw_metrics_route(ngx_http_request_t *r,
+    ngx_http_gw_metrics_loc_conf_t *glcf, ngx_str_t *label)
+{
+    ngx_str_t                  route;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (glcf->route) {
+        if (ngx_http_complex_value(r, glcf->route, &route) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        route = clcf->name;
+
+        if (route.len == 0) {
+            /* finished before a location matched: 400, server "return" */
+            ngx_str_set(&route, "__none__");
+        }
+    }
+
+    label->len = ngx_http_gw_metrics_sanitize(label->data,
+                                              NGX_HTTP_GW_METRICS_LABEL_MAX,
+                                              route.data, route.len);
+
+    return NGX_OK;
+}
+
+
+/* a series from the memo slot "memo" if it has one, else from the zone */
+
+static ngx_http_gw_metrics_series_t *
+ngx_http_gw_metrics_lookup(ngx_http_gw_metrics_main_conf_t *gmcf,
+    ngx_http_gw_metrics_key_t *key, ngx_http_gw_metrics_series_t **memo,
+    ngx_log_t *log)
+{
+    ngx_http_gw_metrics_series_t  *s;
+
+    if (memo && *memo) {
+        return *memo;
+    }
+
+    s = ngx_http_gw_metrics_get(gmcf->sh, gmcf->shpool, key, log);
+
+    if (memo && !(s->flags & NGX_HTTP_GW_METRICS_OVERFLOW)) {
+        *memo = s;
+    }
+
+    return s;
 }
 
 
@@ -340,11 +458,13 @@ ngx_http_gw_metrics_upstream_time(ngx_http_request_t *r)
 
 static void
 ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
-    ngx_http_gw_metrics_shctx_t *sh, ngx_slab_pool_t *shpool,
-    ngx_uint_t family, ngx_int_t index)
+    ngx_http_gw_metrics_main_conf_t *gmcf, ngx_uint_t family, ngx_int_t index)
 {
+    ngx_uint_t                     i;
     ngx_http_variable_value_t     *v;
     ngx_http_gw_metrics_key_t      key;
+    ngx_http_gw_metrics_vmemo_t   *vm;
+    ngx_http_gw_metrics_vmemos_t  *memo;
     ngx_http_gw_metrics_series_t  *s;
     u_char                         label[NGX_HTTP_GW_METRICS_LABEL_MAX];
 
@@ -356,6 +476,23 @@ ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
         return;
     }
 
+    memo = &gmcf->memo[family == NGX_HTTP_GW_METRICS_AUTH ? 0 : 1];
+
+    for (i = 0; i < NGX_HTTP_GW_METRICS_MEMO_VALUES; i++) {
+        vm = &memo->value[i];
+
+        if (vm->series == NULL) {
+            break;
+        }
+
+        if (vm->len == v->len
+            && ngx_memcmp(vm->value, v->data, v->len) == 0)
+        {
+            (void) ngx_atomic_fetch_add(&vm->series->value[0], 1);
+            return;
+        }
+    }
+
     key.family = family;
     key.method = NGX_HTTP_GW_METRICS_METHOD_NONE;
     key.status = 0;
@@ -363,8 +500,25 @@ ngx_http_gw_metrics_count_variable(ngx_http_request_t *r,
     key.label.len = ngx_http_gw_metrics_sanitize(label, sizeof(label),
                                                  v->data, v->len);
 
-    s = ngx_http_gw_metrics_get(sh, shpool, &key, r->connection->log);
+    s = ngx_http_gw_metrics_get(gmcf->sh, gmcf->shpool, &key,
+                                r->connection->log);
     (void) ngx_atomic_fetch_add(&s->value[0], 1);
+
+    if (v->len > NGX_HTTP_GW_METRICS_MEMO_VALUE
+        || (s->flags & NGX_HTTP_GW_METRICS_OVERFLOW))
+    {
+        return;
+    }
+
+    if (i == NGX_HTTP_GW_METRICS_MEMO_VALUES) {
+        i = memo->next++ % NGX_HTTP_GW_METRICS_MEMO_VALUES;
+    }
+
+    vm = &memo->value[i];
+
+    vm->series = s;
+    vm->len = (u_char) v->len;
+    ngx_memcpy(vm->value, v->data, v->len);
 }
 
 
@@ -820,6 +974,15 @@ ngx_http_gw_metrics_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         gmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_http_gw_metrics_module);
         gmcf->enabled = 1;
+
+        if (conf->route == NULL || conf->route->lengths == NULL) {
+            conf->memo = ngx_pcalloc(cf->pool,
+                                     NGX_HTTP_GW_METRICS_MEMO_ROUTE
+                                     * sizeof(ngx_http_gw_metrics_memo_t));
+            if (conf->memo == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     return NGX_CONF_OK;

@@ -29,6 +29,7 @@ static u_char *ngx_http_gw_otlp_fixed(u_char *p, uint64_t v, ngx_uint_t n);
 static size_t ngx_http_gw_otlp_field_size(size_t len);
 static u_char *ngx_http_gw_otlp_bytes(u_char *p, ngx_uint_t field,
     u_char *data, size_t len);
+static ngx_uint_t ngx_http_gw_otlp_ascii(u_char *p, size_t len);
 static size_t ngx_http_gw_otlp_scan(ngx_str_t *s, ngx_uint_t *clean);
 static u_char *ngx_http_gw_otlp_string(u_char *p, ngx_uint_t field,
     ngx_str_t *s, size_t len, ngx_uint_t clean);
@@ -98,9 +99,44 @@ ngx_http_gw_otlp_bytes(u_char *p, ngx_uint_t field, u_char *data, size_t len)
 }
 
 
+/* whether the bytes are all ASCII, eight at a time */
+
+static ngx_uint_t
+ngx_http_gw_otlp_ascii(u_char *p, size_t len)
+{
+    u_char    *last;
+    uint64_t   w, m;
+
+    last = p + len;
+    m = 0;
+
+    if (len < 8) {
+        while (p < last) {
+            m |= *p++;
+        }
+
+        return m < 0x80;
+    }
+
+    /* whole words, the last one overlapping the one before */
+
+    while (last - p > 8) {
+        ngx_memcpy(&w, p, 8);
+        m |= w;
+        p += 8;
+    }
+
+    ngx_memcpy(&w, last - 8, 8);
+    m |= w;
+
+    return (m & 0x8080808080808080ULL) == 0;
+}
+
+
 /*
  * The length written for s (as ngx_http_gw_otlp_utf8_len()), and whether
- * those bytes are valid UTF-8 already, to be copied as they are.
+ * those bytes are valid UTF-8 already, to be copied as they are.  Most of
+ * what a span holds is short ASCII, which needs no walk.
  */
 
 static size_t
@@ -110,11 +146,17 @@ ngx_http_gw_otlp_scan(ngx_str_t *s, ngx_uint_t *clean)
     size_t       n, len;
     ngx_uint_t   bad;
 
+    *clean = 1;
+
+    if (s->len <= NGX_HTTP_GW_OTLP_STR_MAX
+        && ngx_http_gw_otlp_ascii(s->data, s->len))
+    {
+        return s->len;
+    }
+
     p = s->data;
     last = s->data + s->len;
     len = 0;
-
-    *clean = 1;
 
     while (p < last) {
         bad = 0;

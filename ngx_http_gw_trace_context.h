@@ -24,6 +24,9 @@
 
 /* traceparent version 00: "00-" 32 hex "-" 16 hex "-" 2 hex */
 #define NGX_HTTP_GW_TC_TRACEPARENT_LEN  55
+/* where its trace-id and parent-id start */
+#define NGX_HTTP_GW_TC_TRACE_ID_HEX     3
+#define NGX_HTTP_GW_TC_PARENT_ID_HEX    36
 
 /* the plain trace id header: 1..128 of [A-Za-z0-9._-] */
 #define NGX_HTTP_GW_TC_ID_MAX           128
@@ -36,10 +39,17 @@
 #define NGX_HTTP_GW_TC_STATE_RAW_MAX    8192
 
 
+/*
+ * A valid traceparent: the ids, and "text", the header value without its
+ * blanks, whose ids are lowercase hex at NGX_HTTP_GW_TC_TRACE_ID_HEX and
+ * NGX_HTTP_GW_TC_PARENT_ID_HEX, to be copied rather than encoded again.
+ */
+
 typedef struct {
     u_char                      trace_id[16];
     u_char                      parent_id[8];
     u_char                      flags;
+    u_char                     *text;
 } ngx_http_gw_tc_parent_t;
 
 

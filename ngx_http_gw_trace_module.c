@@ -584,10 +584,14 @@ ngx_http_gw_trace_create_ctx(ngx_http_request_t *r,
 
         /* traceparent wins; the plain id stays only if it names this trace */
 
+        /* the ids' hex as received: lowercase, validated by the parser */
+
         ngx_memcpy(ctx->trace_bin, parent.trace_id, 16);
-        ngx_hex_dump(ctx->trace_hex, parent.trace_id, 16);
+        ngx_memcpy(ctx->trace_hex,
+                   parent.text + NGX_HTTP_GW_TC_TRACE_ID_HEX, 32);
         ngx_memcpy(ctx->parent_bin, parent.parent_id, 8);
-        ngx_hex_dump(ctx->parent_hex, parent.parent_id, 8);
+        ngx_memcpy(ctx->parent_hex,
+                   parent.text + NGX_HTTP_GW_TC_PARENT_ID_HEX, 16);
         ctx->has_parent = 1;
 
         /* version 00 knows the sampled and random flags; others are zeroed */

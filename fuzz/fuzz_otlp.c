@@ -45,6 +45,78 @@ fuzz_response(u_char *p, size_t size)
 }
 
 
+/* RFC 3629, written apart from the encoder's own walk */
+
+static int
+fuzz_utf8_valid(u_char *p, size_t len)
+{
+    size_t    i, k, n;
+    uint32_t  c;
+
+    for (i = 0; i < len; i += n) {
+
+        if (p[i] < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if ((p[i] & 0xe0) == 0xc0) {
+            n = 2;
+            c = p[i] & 0x1f;
+
+        } else if ((p[i] & 0xf0) == 0xe0) {
+            n = 3;
+            c = p[i] & 0x0f;
+
+        } else if ((p[i] & 0xf8) == 0xf0) {
+            n = 4;
+            c = p[i] & 0x07;
+
+        } else {
+            return 0;
+        }
+
+        if (len - i < n) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            c = c << 6 | (p[i + k] & 0x3f);
+        }
+
+        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800)
+            || (n == 4 && c < 0x10000) || c > 0x10ffff
+            || (c >= 0xd800 && c <= 0xdfff))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * A string's length as the encoder counted it is the reference walk's
+ * (ngx_http_gw_otlp_utf8_len()), and a string it copies as it is ("clean")
+ * is valid UTF-8 up to that length.
+ */
+
+static void
+fuzz_string(ngx_str_t *s, size_t len, ngx_uint_t clean)
+{
+    if (len != ngx_http_gw_otlp_utf8_len(s, NGX_HTTP_GW_OTLP_STR_MAX)
+        || (clean && !fuzz_utf8_valid(s->data, len)))
+    {
+        abort();
+    }
+}
+
+
 static void
 fuzz_span(u_char *p, size_t size)
 {
@@ -91,6 +163,16 @@ fuzz_span(u_char *p, size_t size)
     span.nattrs = 2;
 
     len = ngx_http_gw_otlp_span_size(&span);
+
+    fuzz_string(&span.name, span.name_len, span.name_clean);
+
+    if (span.trace_state.len) {
+        fuzz_string(&span.trace_state, span.state_len, span.state_clean);
+    }
+
+    fuzz_string(&attrs[0].key, attrs[0].key_len, attrs[0].key_clean);
+    fuzz_string(&attrs[0].str, attrs[0].str_len, attrs[0].str_clean);
+    fuzz_string(&attrs[1].key, attrs[1].key_len, attrs[1].key_clean);
 
     /* every string is cut at 1024 bytes: the span size is bounded */
 

@@ -111,7 +111,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                   *copy, id[16];
+    u_char                   *copy, id[16], hex[48];
     ngx_http_gw_tc_parent_t   tp;
 
     if (size < 1) {
@@ -134,6 +134,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ngx_http_gw_tc_parse_traceparent(copy, size, &tp) == NGX_OK) {
             if (ngx_http_gw_tc_is_zero(tp.trace_id, 16)
                 || ngx_http_gw_tc_is_zero(tp.parent_id, 8))
+            {
+                abort();
+            }
+
+            /* the hex the module copies is the ids' own lowercase hex */
+
+            ngx_hex_dump(hex, tp.trace_id, 16);
+            ngx_hex_dump(hex + 32, tp.parent_id, 8);
+
+            if (tp.text < copy
+                || tp.text + NGX_HTTP_GW_TC_TRACEPARENT_LEN > copy + size
+                || memcmp(tp.text + NGX_HTTP_GW_TC_TRACE_ID_HEX, hex, 32)
+                   != 0
+                || memcmp(tp.text + NGX_HTTP_GW_TC_PARENT_ID_HEX, hex + 32,
+                          16)
+                   != 0)
             {
                 abort();
             }

@@ -288,3 +288,71 @@ reading>=0 1
 waiting>=0 1
 accepted>=6 1
 handled=accepted 1
+
+
+
+=== TEST 6: keys that share a worker's memo slot, or differ only in the location or a variable route, keep their own counts
+--- http_config
+    gw_metrics_zone gwm 1m;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
+        location = /code/200 { return 200 "ok\n"; }
+        location = /code/401 { return 401; }
+        location = /code/405 { return 405; }
+        location = /code/501 { return 501; }
+    }
+--- config
+    gw_metrics on;
+    location /m/a { proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/code/$arg_s; }
+    location /m/b { proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/code/$arg_s; }
+    location /m/c {
+        gw_metrics_route fixed;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/code/$arg_s;
+    }
+    location /m/v {
+        gw_metrics_route $arg_r;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/code/$arg_s;
+    }
+    location = /metrics { gw_metrics off; gw_metrics_endpoint; }
+--- init
+# GET 200, GET 501 and POST 401 share a slot of a location's memo, as do
+# POST 200 and GET 405: each takes the slot in turn
+for (1 .. 3) {
+    GwMetrics::http_get($_->[1], method => $_->[0])
+        for [GET => "/m/a?s=200"], [POST => "/m/a?s=401"],
+            [GET => "/m/a?s=200"], [GET => "/m/a?s=501"],
+            [GET => "/m/a?s=200"], [POST => "/m/a?s=200"],
+            [GET => "/m/a?s=405"], [GET => "/m/a?s=200"],
+            [POST => "/m/a?s=401"], [GET => "/m/b?s=200"],
+            [GET => "/m/b?s=401"], [GET => "/m/c?s=200"],
+            [GET => "/m/v?r=x&s=200"], [GET => "/m/v?r=y&s=200"],
+            [GET => "/m/v?r=x&s=200"];
+}
+Time::HiRes::sleep(0.2);
+--- request
+GET /metrics
+--- response_body_filters eval
+main::checked('text', qr/^gateway_(requests_total|request_duration_seconds_count|upstream_response_duration_seconds_count)/)
+--- response_body
+valid
+gateway_request_duration_seconds_count{method="GET",path="/m/a"} 18
+gateway_request_duration_seconds_count{method="GET",path="/m/b"} 6
+gateway_request_duration_seconds_count{method="GET",path="fixed"} 3
+gateway_request_duration_seconds_count{method="GET",path="x"} 6
+gateway_request_duration_seconds_count{method="GET",path="y"} 3
+gateway_request_duration_seconds_count{method="POST",path="/m/a"} 9
+gateway_requests_total{method="GET",path="/m/a",status="200"} 12
+gateway_requests_total{method="GET",path="/m/a",status="405"} 3
+gateway_requests_total{method="GET",path="/m/a",status="501"} 3
+gateway_requests_total{method="GET",path="/m/b",status="200"} 3
+gateway_requests_total{method="GET",path="/m/b",status="401"} 3
+gateway_requests_total{method="GET",path="fixed",status="200"} 3
+gateway_requests_total{method="GET",path="x",status="200"} 6
+gateway_requests_total{method="GET",path="y",status="200"} 3
+gateway_requests_total{method="POST",path="/m/a",status="200"} 3
+gateway_requests_total{method="POST",path="/m/a",status="401"} 6
+gateway_upstream_response_duration_seconds_count{path="/m/a"} 27
+gateway_upstream_response_duration_seconds_count{path="/m/b"} 6
+gateway_upstream_response_duration_seconds_count{path="fixed"} 3
+gateway_upstream_response_duration_seconds_count{path="x"} 6
+gateway_upstream_response_duration_seconds_count{path="y"} 3

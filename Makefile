@@ -194,10 +194,9 @@ bench-peers-profile: modules
 # Fuzzers: fuzz/fuzz_<name>.c calls the parsers of untrusted bytes directly,
 # linked with the unit that holds them (FUZZ_UNITS_<harness>) and
 # fuzz/ngx_shim.c, the few nginx core functions they use (Debian's nginx-dev
-# ships headers only).  A harness whose parsers still sit in a module's .c
-# includes that file and lists FUZZ_LDFLAGS_<harness> =
-# -Wl,--unresolved-symbols=ignore-all until they move into a unit of their
-# own; every other harness must link completely.
+# ships headers only).  Every harness links completely: a parser that starts
+# calling nginx glue the shim lacks fails to link, and the shim holds only
+# what some harness calls.
 FUZZERS := $(patsubst $(TOP)/fuzz/%.c,%,$(wildcard $(TOP)/fuzz/fuzz_*.c))
 FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
 FUZZ_TIME ?= 60
@@ -223,8 +222,7 @@ $(BUILD)/fuzz/%: $(TOP)/fuzz/%.c $(TOP)/fuzz/ngx_shim.c $(MODULE_SRCS) \
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INCS) -I$(TOP) -o $@ \
 	    $(TOP)/fuzz/$*.c $(TOP)/fuzz/ngx_shim.c \
-	    $(addprefix $(TOP)/,$(FUZZ_UNITS_$*)) $(FUZZ_LIBS) \
-	    $(FUZZ_LDFLAGS_$*)
+	    $(addprefix $(TOP)/,$(FUZZ_UNITS_$*)) $(FUZZ_LIBS)
 
 fuzz-build:
 	@$(TOP)/.ci/deps build fuzz

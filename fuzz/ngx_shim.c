@@ -15,10 +15,6 @@
 
 static ngx_time_t          ngx_shim_time;
 volatile ngx_time_t       *ngx_cached_time = &ngx_shim_time;
-volatile ngx_msec_t        ngx_current_msec;
-ngx_uint_t                 ngx_pagesize = 4096;
-ngx_uint_t                 ngx_cacheline_size = 64;
-volatile ngx_cycle_t      *ngx_cycle;
 
 
 ngx_pool_t *
@@ -106,13 +102,6 @@ ngx_pcalloc(ngx_pool_t *pool, size_t size)
 }
 
 
-ngx_int_t
-ngx_pfree(ngx_pool_t *pool, void *p)
-{
-    return NGX_DECLINED;
-}
-
-
 ngx_pool_cleanup_t *
 ngx_pool_cleanup_add(ngx_pool_t *p, size_t size)
 {
@@ -196,126 +185,6 @@ ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
 }
 
 
-void
-ngx_log_debug_core(ngx_log_t *log, ngx_err_t err, const char *fmt, ...)
-{
-}
-
-
-static ngx_int_t
-ngx_shim_decode_base64(ngx_str_t *dst, ngx_str_t *src, const u_char *map)
-{
-    size_t   n, i;
-    u_char  *d, *s;
-
-    for (n = 0; n < src->len; n++) {
-        if (src->data[n] == '=') {
-            break;
-        }
-
-        if (map[src->data[n]] == 77) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (n % 4 == 1) {
-        return NGX_ERROR;
-    }
-
-    s = src->data;
-    d = dst->data;
-
-    for (i = 0; i + 4 <= n; i += 4) {
-        *d++ = (u_char) (map[s[i]] << 2 | map[s[i + 1]] >> 4);
-        *d++ = (u_char) (map[s[i + 1]] << 4 | map[s[i + 2]] >> 2);
-        *d++ = (u_char) (map[s[i + 2]] << 6 | map[s[i + 3]]);
-    }
-
-    if (n - i > 1) {
-        *d++ = (u_char) (map[s[i]] << 2 | map[s[i + 1]] >> 4);
-    }
-
-    if (n - i > 2) {
-        *d++ = (u_char) (map[s[i + 1]] << 4 | map[s[i + 2]] >> 2);
-    }
-
-    dst->len = d - dst->data;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_shim_base64_map(u_char *map, const char *alphabet)
-{
-    ngx_uint_t  i;
-
-    memset(map, 77, 256);
-
-    for (i = 0; i < 64; i++) {
-        map[(u_char) alphabet[i]] = (u_char) i;
-    }
-}
-
-
-ngx_int_t
-ngx_decode_base64(ngx_str_t *dst, ngx_str_t *src)
-{
-    static u_char  map[256];
-
-    ngx_shim_base64_map(map, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                             "abcdefghijklmnopqrstuvwxyz0123456789+/");
-
-    return ngx_shim_decode_base64(dst, src, map);
-}
-
-
-ngx_int_t
-ngx_decode_base64url(ngx_str_t *dst, ngx_str_t *src)
-{
-    static u_char  map[256];
-
-    ngx_shim_base64_map(map, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                             "abcdefghijklmnopqrstuvwxyz0123456789-_");
-
-    return ngx_shim_decode_base64(dst, src, map);
-}
-
-
-void
-ngx_encode_base64url(ngx_str_t *dst, ngx_str_t *src)
-{
-    static const char  *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                            "abcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t   len;
-    u_char  *d, *s;
-
-    s = src->data;
-    d = dst->data;
-
-    for (len = src->len; len > 2; len -= 3, s += 3) {
-        *d++ = a[s[0] >> 2];
-        *d++ = a[((s[0] & 3) << 4) | (s[1] >> 4)];
-        *d++ = a[((s[1] & 0x0f) << 2) | (s[2] >> 6)];
-        *d++ = a[s[2] & 0x3f];
-    }
-
-    if (len) {
-        *d++ = a[s[0] >> 2];
-
-        if (len == 1) {
-            *d++ = a[(s[0] & 3) << 4];
-
-        } else {
-            *d++ = a[((s[0] & 3) << 4) | (s[1] >> 4)];
-            *d++ = a[(s[1] & 0x0f) << 2];
-        }
-    }
-
-    dst->len = d - dst->data;
-}
-
-
 u_char *
 ngx_hex_dump(u_char *dst, u_char *src, size_t len)
 {
@@ -356,76 +225,9 @@ ngx_atoi(u_char *line, size_t n)
 
 
 ngx_int_t
-ngx_hextoi(u_char *line, size_t n)
-{
-    u_char     c, ch;
-    ngx_int_t  value;
-
-    if (n == 0) {
-        return NGX_ERROR;
-    }
-
-    for (value = 0; n--; line++) {
-        if (value > NGX_MAX_INT_T_VALUE / 16) {
-            return NGX_ERROR;
-        }
-
-        ch = *line;
-
-        if (ch >= '0' && ch <= '9') {
-            value = value * 16 + (ch - '0');
-            continue;
-        }
-
-        c = (u_char) (ch | 0x20);
-
-        if (c >= 'a' && c <= 'f') {
-            value = value * 16 + (c - 'a' + 10);
-            continue;
-        }
-
-        return NGX_ERROR;
-    }
-
-    return value;
-}
-
-
-ngx_int_t
 ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 {
     return strncasecmp((char *) s1, (char *) s2, n);
-}
-
-
-ngx_int_t
-ngx_strcasecmp(u_char *s1, u_char *s2)
-{
-    return strcasecmp((char *) s1, (char *) s2);
-}
-
-
-u_char *
-ngx_cpystrn(u_char *dst, u_char *src, size_t n)
-{
-    if (n == 0) {
-        return dst;
-    }
-
-    while (--n) {
-        *dst = *src;
-
-        if (*dst == '\0') {
-            return dst;
-        }
-
-        dst++;
-        src++;
-    }
-
-    *dst = '\0';
-
-    return dst;
 }
 
 
@@ -474,13 +276,6 @@ ngx_slab_alloc_locked(ngx_slab_pool_t *pool, size_t size)
     pool->start = next;
 
     return p;
-}
-
-
-void *
-ngx_slab_alloc(ngx_slab_pool_t *pool, size_t size)
-{
-    return ngx_slab_alloc_locked(pool, size);
 }
 
 

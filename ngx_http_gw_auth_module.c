@@ -256,6 +256,7 @@ static ngx_int_t ngx_http_gw_auth_fetch_done(ngx_http_request_t *r,
 static void ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev);
 static void ngx_http_gw_auth_fetch_abort(void *data);
 static void ngx_http_gw_auth_fetch_end(ngx_http_gw_auth_source_t *src);
+static void ngx_http_gw_auth_wake_waiters(ngx_http_gw_auth_source_t *src);
 static void ngx_http_gw_auth_wake(ngx_event_t *ev);
 static ngx_int_t ngx_http_gw_auth_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -1535,10 +1536,8 @@ ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev)
 {
     ngx_http_gw_auth_source_t *src = ev->data;
 
-    ngx_queue_t             *q;
-    ngx_connection_t        *c;
-    ngx_http_request_t      *sr;
-    ngx_http_gw_auth_ctx_t  *ctx;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *sr;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   "gw_auth: keys request to \"%V\" timed out", &src->uri);
@@ -1564,15 +1563,7 @@ ngx_http_gw_auth_fetch_timeout(ngx_event_t *ev)
         }
     }
 
-    while (!ngx_queue_empty(&src->waiters)) {
-        q = ngx_queue_head(&src->waiters);
-        ngx_queue_remove(q);
-
-        ctx = ngx_queue_data(q, ngx_http_gw_auth_ctx_t, wait);
-        ctx->waiting = NULL;
-
-        ngx_post_event(&ctx->wake, &ngx_posted_events);
-    }
+    ngx_http_gw_auth_wake_waiters(src);
 }
 
 
@@ -1593,9 +1584,6 @@ ngx_http_gw_auth_fetch_abort(void *data)
 static void
 ngx_http_gw_auth_fetch_end(ngx_http_gw_auth_source_t *src)
 {
-    ngx_queue_t             *q;
-    ngx_http_gw_auth_ctx_t  *ctx;
-
     src->fetching = 0;
     src->timedout = 0;
     src->subrequest = NULL;
@@ -1605,6 +1593,18 @@ ngx_http_gw_auth_fetch_end(ngx_http_gw_auth_source_t *src)
     if (src->deadline.timer_set) {
         ngx_del_timer(&src->deadline);
     }
+
+    ngx_http_gw_auth_wake_waiters(src);
+}
+
+
+/* the requests waiting for the source's keys go on: with them or without */
+
+static void
+ngx_http_gw_auth_wake_waiters(ngx_http_gw_auth_source_t *src)
+{
+    ngx_queue_t             *q;
+    ngx_http_gw_auth_ctx_t  *ctx;
 
     while (!ngx_queue_empty(&src->waiters)) {
         q = ngx_queue_head(&src->waiters);

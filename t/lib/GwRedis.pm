@@ -216,7 +216,11 @@ sub start_cluster {
               . " --cluster-yes 2>&1";
     my $out = `$cmd`;
     die "redis-cli --cluster create failed:\n$out" if $?;
-    wait_cluster($ports[0]);
+
+    # every node, not only the first: a node that has not yet heard of the
+    # others answers CLUSTERDOWN, and a gateway asking it sees a topology
+    # change that is only the cluster forming
+    wait_cluster($_) for @ports;
     return @pids;
 }
 

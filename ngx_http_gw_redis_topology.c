@@ -246,6 +246,10 @@ ngx_http_gw_redis_t *
 ngx_http_gw_redis_topology_redirect(ngx_http_gw_redis_topology_t *t,
     ngx_http_gw_redis_t *node, redisReply *reply, ngx_uint_t *asking)
 {
+    static char  *changed[] = { "READONLY", "LOADING", "MASTERDOWN",
+                                "CLUSTERDOWN", "TRYAGAIN", "non local key",
+                                NULL };
+
     ngx_int_t                       rc;
     ngx_uint_t                      i, slot;
     ngx_http_gw_redis_member_t     *m;
@@ -293,15 +297,18 @@ ngx_http_gw_redis_topology_redirect(ngx_http_gw_redis_topology_t *t,
         }
     }
 
-    if (ngx_strstr(reply->str, "READONLY") != NULL
-        || ngx_strstr(reply->str, "LOADING") != NULL
-        || ngx_strstr(reply->str, "MASTERDOWN") != NULL
-        || ngx_strstr(reply->str, "CLUSTERDOWN") != NULL
-        || ngx_strstr(reply->str, "TRYAGAIN") != NULL
-        || ngx_strstr(reply->str, "non local key") != NULL)
-    {
+    for (i = 0; changed[i]; i++) {
+        if (ngx_strstr(reply->str, changed[i]) != NULL) {
+            break;
+        }
+    }
+
+    if (changed[i]) {
+        /* the reply itself is not logged: a word of ours says which */
+
         ngx_http_gw_redis_log_error(node, NGX_LOG_ERR,
-                                    "the topology changed, asking again");
+                                    "the topology changed (%s), asking again",
+                                    changed[i]);
 
         if (t->conf->mode == NGX_HTTP_GW_REDIS_SENTINEL
             && t->master != NULL && t->master->redis == node)

@@ -173,7 +173,7 @@ main::start_peer();
 my @st = main::alternate("/c?c=before", 6);
 Test::More::is("@st", "200 200 200 200 200 429", "5 before the failover");
 main::wait_for("the replica in sync", 10, sub { main::synced($main::R) });
-my $log = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/traffic';
+my $log = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/traffic';
 my $pid = main::traffic('before', 4, $log);
 sleep 0.3;
 my $r = GwRedis::command($main::S[0], 'SENTINEL', 'FAILOVER', 'mymaster');
@@ -233,7 +233,7 @@ my $w = main::wait_for("the writes on the replica", 5, sub {
     GwRedis::command($replica, 'ZCARD', 'gw:rl:per_client:s:{killed}') == 5
 });
 Test::More::ok(1, sprintf("the replica has the writes after %.2f s", $w));
-my $log = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/traffic';
+my $log = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '/logs/traffic';
 my $pid = main::traffic('other', 2, $log);
 GwRedis::stop($main::Pid{$old}, 'KILL');
 $main::Pid{$old} = 0;

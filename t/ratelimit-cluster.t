@@ -54,22 +54,7 @@ END
 our $Peer;
 
 # The second instance: the same zones on the same cluster.
-sub start_peer {
-    return if $Peer;
-    my $port = $ENV{TEST_NGINX_GWRL_PEER_PORT};
-    my $root = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '-peer';
-    (my $http = $Http) =~ s/\$(TEST_NGINX_\w+)/$ENV{$1}/g;
-    $Peer = GwRedis::start_nginx(
-        prefix => $root,
-        port => $port,
-        workers => 2,
-        main => "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-                . "ngx_http_gw_ratelimit_module.so;",
-        config => "events { worker_connections 1024; }\n"
-                  . "http {\n    access_log off;\n$http\n"
-                  . "    server {\n        listen 127.0.0.1:$port;\n"
-                  . "$Locations    }\n}\n");
-}
+sub start_peer { $Peer //= GwRedis::start_peer($Http, $Locations) }
 
 # a live master (the cluster's view from any node that answers)
 sub live {

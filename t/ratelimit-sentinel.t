@@ -51,22 +51,8 @@ END
 
 our $Peer;
 
-sub start_peer {
-    return if $Peer;
-    my $port = $ENV{TEST_NGINX_GWRL_PEER_PORT};
-    my $root = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '-peer';
-    (my $http = $Http) =~ s/\$(TEST_NGINX_\w+)/$ENV{$1}/g;
-    $Peer = GwRedis::start_nginx(
-        prefix => $root,
-        port => $port,
-        workers => 2,
-        main => "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
-                . "ngx_http_gw_ratelimit_module.so;",
-        config => "events { worker_connections 1024; }\n"
-                  . "http {\n    access_log off;\n$http\n"
-                  . "    server {\n        listen 127.0.0.1:$port;\n"
-                  . "$Locations    }\n}\n");
-}
+# The second instance: the same zones through the same sentinels.
+sub start_peer { $Peer //= GwRedis::start_peer($Http, $Locations) }
 
 sub alternate {
     my ($path, $n) = @_;

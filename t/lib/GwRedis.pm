@@ -282,6 +282,26 @@ sub start_nginx {
     return $pid;
 }
 
+# The second gateway of a suite's "two instances" tests: a 2-worker nginx
+# with gw_ratelimit on TEST_NGINX_GWRL_PEER_PORT, the suite's http block
+# and locations (TEST_NGINX_* in the http block replaced).  Returns its pid.
+sub start_peer {
+    my ($http, $locations) = @_;
+    my $port = $ENV{TEST_NGINX_GWRL_PEER_PORT};
+    my $root = ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '-peer';
+    $http =~ s/\$(TEST_NGINX_\w+)/$ENV{$1}/g;
+    return start_nginx(
+        prefix => $root,
+        port => $port,
+        workers => 2,
+        main => "load_module $ENV{TEST_NGINX_BUILD_DIR}/"
+                . "ngx_http_gw_ratelimit_module.so;",
+        config => "events { worker_connections 1024; }\n"
+                  . "http {\n    access_log off;\n$http\n"
+                  . "    server {\n        listen 127.0.0.1:$port;\n"
+                  . "$locations    }\n}\n");
+}
+
 # A connection to a test nginx, which may still be starting (under
 # valgrind the test server listens late).
 sub connect_http {
